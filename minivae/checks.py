@@ -1,0 +1,46 @@
+"""Input checks shared by layers, losses and models: one clear error instead of a
+broadcasting traceback from deep inside NumPy."""
+
+import numpy as np
+
+from minivae.errors import InputError
+from minivae.kernels.checks import all_finite
+
+FLOATS = (np.float32, np.float64)
+
+
+def check_array(x, who, *, ndim=None, shape=None, dtype=None, finite=True, name="x"):
+    """Return ``x`` if it is a float ndarray of the expected rank, shape and dtype.
+
+    ``shape`` may hold None for "any size" on that axis. ``dtype`` None accepts
+    float32 or float64. Raises InputError naming ``who`` and what it expected.
+    """
+    if not isinstance(x, np.ndarray):
+        raise InputError(f"{who}: expected {name} to be a numpy array, got {type(x).__name__}")
+    if ndim is not None and x.ndim != ndim:
+        raise InputError(f"{who}: expected {name} with {ndim} dimensions, got shape {x.shape}")
+    if shape is not None:
+        if x.ndim != len(shape) or any(s is not None and s != t for s, t in zip(shape, x.shape)):
+            want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
+            raise InputError(f"{who}: expected {name} of shape {want}, got {x.shape}")
+    if dtype is None:
+        if x.dtype not in FLOATS:
+            raise InputError(f"{who}: expected {name} of dtype float32 or float64, got {x.dtype}")
+    elif x.dtype != dtype:
+        raise InputError(
+            f"{who}: expected {name} of dtype {np.dtype(dtype).name}, got {x.dtype}; "
+            f"convert with {name}.astype(np.{np.dtype(dtype).name})"
+        )
+    if x.size == 0:
+        raise InputError(f"{who}: {name} is empty (shape {x.shape}); expected at least one example")
+    if finite and not all_finite(x.reshape(-1) if x.flags.c_contiguous else x.ravel()):
+        raise InputError(f"{who}: {name} contains NaN or infinity; expected finite values")
+    return x
+
+
+def check_same_shape(a, b, who, names=("a", "b")):
+    """Raise InputError unless ``a`` and ``b`` have the same shape."""
+    if a.shape != b.shape:
+        raise InputError(
+            f"{who}: expected {names[0]} and {names[1]} of the same shape, got {a.shape} and {b.shape}"
+        )

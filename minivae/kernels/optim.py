@@ -1,0 +1,44 @@
+"""In-place optimizer updates over flat parameter arrays.
+
+    sgd:   v = momentum v + (g + wd p);       p -= lr v
+    adam:  g' = g + wd p
+           m = b1 m + (1 - b1) g';            v = b2 v + (1 - b2) g'^2
+           p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+"""
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True)
+def sgd_update(p, g, v, lr, momentum, wd):
+    """One SGD step with momentum, in place on p and v (all 1-D, same length)."""
+    for i in range(p.shape[0]):
+        gi = g[i] + wd * p[i]
+        v[i] = momentum * v[i] + gi
+        p[i] -= lr * v[i]
+
+
+@njit(cache=True, parallel=True)
+def adam_update(p, g, m, v, lr, b1, b2, eps, t, wd):
+    """One bias-corrected Adam step number t (t >= 1), in place on p, m and v (1-D)."""
+    c1 = 1.0 - b1 ** t
+    c2 = 1.0 - b2 ** t
+    for i in prange(p.shape[0]):
+        gi = g[i] + wd * p[i]
+        m[i] = b1 * m[i] + (1.0 - b1) * gi
+        v[i] = b2 * v[i] + (1.0 - b2) * gi * gi
+        p[i] -= lr * (m[i] / c1) / (np.sqrt(v[i] / c2) + eps)
+
+
+def sgd_update_np(p, g, v, lr, momentum, wd):
+    gi = g + wd * p
+    v[...] = momentum * v + gi
+    p -= lr * v
+
+
+def adam_update_np(p, g, m, v, lr, b1, b2, eps, t, wd):
+    gi = g + wd * p
+    m[...] = b1 * m + (1 - b1) * gi
+    v[...] = b2 * v + (1 - b2) * gi * gi
+    p -= lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)

@@ -1,0 +1,97 @@
+"""Optimizers that update a dict of parameter arrays in place.
+
+Their state is a plain dict of NumPy arrays (``state_dict()``), so a checkpoint
+can save it with ``np.savez`` and ``load_state_dict`` can restore it exactly.
+The update rules are written out in ``minivae.kernels.optim``.
+"""
+
+import numpy as np
+
+from minivae.errors import InputError
+from minivae.kernels import optim as K
+
+
+class Optimizer:
+    """Holds ``params`` (name -> array, updated in place) and per-parameter state."""
+
+    slots = ()
+
+    def __init__(self, params, lr):
+        if not params:
+            raise InputError(f"{type(self).__name__}: got no parameters to optimize")
+        if not (lr > 0 and np.isfinite(lr)):
+            raise InputError(f"{type(self).__name__}: expected a positive learning rate, got {lr}")
+        self.params = dict(params)
+        for k, p in self.params.items():
+            if not p.flags.c_contiguous:
+                raise InputError(f"{type(self).__name__}: parameter {k!r} must be C-contiguous")
+        self.lr = float(lr)
+        self.t = 0
+        self.state = {f"{s}.{k}": np.zeros_like(p) for s in self.slots for k, p in self.params.items()}
+
+    def _check(self, grads):
+        if set(grads) != set(self.params):
+            missing, extra = set(self.params) - set(grads), set(grads) - set(self.params)
+            raise InputError(f"{type(self).__name__}.step: gradient keys differ from the "
+                             f"parameters (missing {sorted(missing)}, unexpected {sorted(extra)})")
+        for k, p in self.params.items():
+            if grads[k].shape != p.shape or grads[k].dtype != p.dtype:
+                raise InputError(f"{type(self).__name__}.step: gradient {k!r} has shape "
+                                 f"{grads[k].shape} {grads[k].dtype}, expected {p.shape} {p.dtype}")
+
+    def state_dict(self):
+        """A dict of arrays holding everything needed to continue exactly."""
+        out = {"t": np.array(self.t, dtype=np.int64)}
+        out.update(self.state)
+        return out
+
+    def load_state_dict(self, state):
+        """Restore what ``state_dict`` returned. Keys and shapes must match."""
+        want = set(self.state) | {"t"}
+        if set(state) != want:
+            raise InputError(f"{type(self).__name__}: optimizer state has keys "
+                             f"{sorted(set(state) ^ want)} that do not match the parameters")
+        for k, v in self.state.items():
+            if state[k].shape != v.shape:
+                raise InputError(f"{type(self).__name__}: state {k!r} has shape "
+                                 f"{state[k].shape}, expected {v.shape}")
+            v[...] = state[k]
+        self.t = int(state["t"])
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum and L2 weight decay (added to the gradient)."""
+
+    slots = ("v",)
+
+    def __init__(self, params, lr=1e-2, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, lr)
+        self.momentum, self.weight_decay = float(momentum), float(weight_decay)
+
+    def step(self, grads):
+        self._check(grads)
+        self.t += 1
+        for k, p in self.params.items():
+            K.sgd_update(p.reshape(-1), grads[k].reshape(-1), self.state[f"v.{k}"].reshape(-1),
+                         self.lr, self.momentum, self.weight_decay)
+
+
+class Adam(Optimizer):
+    """Adam with bias correction; ``weight_decay`` adds wd * p to the gradient (L2)."""
+
+    slots = ("m", "v")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr)
+        self.b1, self.b2 = (float(b) for b in betas)
+        if not (0 <= self.b1 < 1 and 0 <= self.b2 < 1):
+            raise InputError(f"Adam: betas must lie in [0, 1), got {betas}")
+        self.eps, self.weight_decay = float(eps), float(weight_decay)
+
+    def step(self, grads):
+        self._check(grads)
+        self.t += 1
+        for k, p in self.params.items():
+            K.adam_update(p.reshape(-1), grads[k].reshape(-1), self.state[f"m.{k}"].reshape(-1),
+                          self.state[f"v.{k}"].reshape(-1), self.lr, self.b1, self.b2,
+                          self.eps, self.t, self.weight_decay)
