@@ -1,0 +1,214 @@
+"""The variational autoencoder: an MLP encoder to (mu, logvar), the reparameterization,
+an MLP decoder to the parameters of p(x|z), and the negative ELBO as its loss.
+
+    per example:  L(x) = -E_q[log p(x|z)] + beta * KL(q(z|x) || N(0, I))
+                  estimated with one z = mu + exp(0.5 logvar) * eps
+    batch loss:   mean over the N examples of L(x)      (nats per example)
+
+Backward, by the chain rule through the same graph:
+    dout            = d recon / d decoder output, / N
+    dz              = decoder.backward(dout)
+    dmu, dlogvar    = reparam.backward(dz)  +  beta * dKL / N
+    encoder.backward([dmu, dlogvar])
+"""
+
+import numpy as np
+
+from minivae import losses
+from minivae.checks import check_array
+from minivae.errors import InputError
+from minivae.layers import Dense, Linear, Reparameterize, Sequential
+from minivae.layers.base import as_generator
+
+LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
+
+
+def mlp(sizes, activation, rng, dtype):
+    """Dense layers with ``activation`` between ``sizes``; the last layer is linear."""
+    layers = [Dense(a, b, activation, rng=rng, dtype=dtype) for a, b in zip(sizes[:-2], sizes[1:-1])]
+    layers.append(Linear(sizes[-2], sizes[-1], rng=rng, dtype=dtype))
+    return Sequential(*layers)
+
+
+class VAE:
+    """A VAE with diagonal Gaussian q(z|x) and prior N(0, I).   x (N, x_dim) -> loss (float).
+
+    likelihood: "bernoulli" (decoder gives logits; x in [0, 1]),
+                "gaussian" (decoder gives the mean; fixed standard deviation ``sigma``),
+                "gaussian-learned" (decoder gives mean and log-variance per pixel).
+    ``beta`` weights the KL term (beta-VAE); ``kl_weight`` (1.0 unless a trainer
+    ramps it during a warm-up) multiplies beta. ``rng`` draws eps when none is given.
+    """
+
+    def __init__(self, x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", beta=1.0, rng=None,
+                 dtype=np.float32, activation="relu", sigma=0.1):
+        if likelihood not in LIKELIHOODS:
+            raise InputError(f"VAE: likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        hidden = tuple(int(h) for h in hidden)
+        if int(x_dim) < 1 or int(z_dim) < 1 or not hidden or min(hidden) < 1:
+            raise InputError(f"VAE: sizes must be positive, got x_dim={x_dim}, hidden={hidden}, "
+                             f"z_dim={z_dim}")
+        if not (beta >= 0 and np.isfinite(beta)):
+            raise InputError(f"VAE: beta must be a finite number >= 0, got {beta}")
+        if not sigma > 0:
+            raise InputError(f"VAE: sigma must be positive, got {sigma}")
+        self.x_dim, self.hidden, self.z_dim = int(x_dim), hidden, int(z_dim)
+        self.likelihood, self.beta, self.kl_weight = likelihood, float(beta), 1.0
+        self.activation, self.sigma, self.dtype = activation, float(sigma), np.dtype(dtype)
+        self.rng = as_generator(rng)
+        out_dim = 2 * self.x_dim if likelihood == "gaussian-learned" else self.x_dim
+        self.encoder = mlp((self.x_dim, *hidden, 2 * self.z_dim), activation, self.rng, dtype)
+        self.decoder = mlp((self.z_dim, *hidden[::-1], out_dim), activation, self.rng, dtype)
+        self.reparam = Reparameterize(self.rng)
+        self.cache = None
+        self.last = {}
+
+    def config(self):
+        """The constructor arguments, as JSON-able values."""
+        return {"model": "vae", "x_dim": self.x_dim, "hidden": list(self.hidden),
+                "z_dim": self.z_dim, "likelihood": self.likelihood, "beta": self.beta,
+                "dtype": self.dtype.name, "activation": self.activation, "sigma": self.sigma}
+
+    @property
+    def params(self):
+        return {**{f"encoder.{k}": v for k, v in self.encoder.params.items()},
+                **{f"decoder.{k}": v for k, v in self.decoder.params.items()}}
+
+    @property
+    def grads(self):
+        return {**{f"encoder.{k}": v for k, v in self.encoder.grads.items()},
+                **{f"decoder.{k}": v for k, v in self.decoder.grads.items()}}
+
+    def zero_grad(self):
+        self.encoder.zero_grad()
+        self.decoder.zero_grad()
+
+    def _check_x(self, x):
+        check_array(x, "VAE", shape=(None, self.x_dim), dtype=self.dtype)
+        if self.likelihood == "bernoulli" and (x.min() < 0 or x.max() > 1):
+            raise InputError(f"VAE: expected x in [0, 1] for a Bernoulli likelihood, got values in "
+                             f"[{x.min():.4g}, {x.max():.4g}]")
+
+    # ---- the pieces ----
+
+    def encode(self, x):
+        """q(z|x) parameters.   x (N, x_dim) -> mu (N, Z), logvar (N, Z)."""
+        self._check_x(x)
+        h = self.encoder.forward(x)                                   # (N, 2Z)
+        return h[:, :self.z_dim], h[:, self.z_dim:]
+
+    def _decoder_out(self, z):
+        out = self.decoder.forward(z)                                 # (N, x_dim) or (N, 2 x_dim)
+        if self.likelihood == "gaussian-learned":
+            return out[:, :self.x_dim], out[:, self.x_dim:]
+        return out, None
+
+    def decode(self, z):
+        """The mean of p(x|z).   z (N, Z) -> (N, x_dim): probabilities for Bernoulli."""
+        check_array(z, "VAE.decode", shape=(None, self.z_dim), dtype=self.dtype, name="z")
+        mean, _ = self._decoder_out(z)
+        if self.likelihood == "bernoulli":
+            return 1.0 / (1.0 + np.exp(-mean))
+        return mean
+
+    def sample(self, n, rng=None):
+        """n draws of the mean of p(x|z) with z ~ N(0, I).   -> (n, x_dim)."""
+        rng = self.rng if rng is None else as_generator(rng)
+        return self.decode(rng.standard_normal((int(n), self.z_dim), dtype=self.dtype))
+
+    def reconstruct(self, x):
+        """decode(mu(x)): the mean reconstruction.   (N, x_dim) -> (N, x_dim)."""
+        mu, _ = self.encode(x)
+        return self.decode(np.ascontiguousarray(mu))
+
+    def recon_nll(self, out, x):
+        """Per-example -log p(x|z) and its gradient w.r.t. the decoder output (N, out)."""
+        mean, logvar = out
+        if self.likelihood == "bernoulli":
+            nll, dmean = losses.bernoulli_nll(mean, x)
+            return nll, dmean
+        if self.likelihood == "gaussian":
+            nll, (dmean, _) = losses.gaussian_nll(mean, 2.0 * np.log(self.sigma), x)
+            return nll, dmean
+        nll, (dmean, dlogvar) = losses.gaussian_nll(mean, logvar, x)
+        return nll, np.concatenate([dmean, dlogvar], axis=1)
+
+    # ---- the objective ----
+
+    def loss(self, x, eps=None):
+        """Batch mean of the per-example negative ELBO (recon + beta * KL), in nats.
+
+        Keeps what ``backward`` needs. ``eps`` (N, Z) fixes the noise; otherwise it is
+        drawn from ``self.rng``. Per-example terms are left in ``self.last``.
+        """
+        self._check_x(x)
+        N = x.shape[0]
+        mu, logvar = self.encode(x)                                   # (N, Z) each
+        z = self.reparam.forward(mu, logvar, eps)                     # (N, Z)
+        recon, dout = self.recon_nll(self._decoder_out(z), x)    # (N,), (N, out)
+        kl, (dmu_kl, dlogvar_kl) = losses.gaussian_kl(mu, logvar)     # (N,), (N, Z) x2
+        w = self.beta * self.kl_weight
+        per_example = recon + w * kl
+        self.cache = (N, dout, dmu_kl, dlogvar_kl, w)
+        self.last = {"recon": recon, "kl": kl, "loss": per_example}
+        return float(per_example.mean())
+
+    def backward(self):
+        """Fill ``grads`` with d loss / d params (adding to what is there)."""
+        if self.cache is None:
+            raise InputError("VAE.backward called before loss(x); call loss(x) first")
+        N, dout, dmu_kl, dlogvar_kl, w = self.cache
+        dz = self.decoder.backward(dout / N)                          # (N, Z)
+        dmu, dlogvar = self.reparam.backward(dz)                      # (N, Z) x2
+        dmu += (w / N) * dmu_kl
+        dlogvar += (w / N) * dlogvar_kl
+        self.encoder.backward(np.concatenate([dmu, dlogvar], axis=1))  # (N, 2Z)
+
+    # ---- likelihood estimates ----
+
+    def iwae_bound(self, x, k, rng=None, max_floats=2 ** 24):
+        """Per-example IWAE lower bound on log p(x) with k importance samples.   -> (N,).
+
+            log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),   z_i ~ q(z|x)
+
+        k = 1 is the ELBO estimate; the bound tightens as k grows. Computed with a
+        running log-sum-exp over chunks of samples, so that at most about
+        ``max_floats`` decoder outputs exist at once, whatever N and k.
+        """
+        self._check_x(x)
+        if int(k) < 1:
+            raise InputError(f"VAE.iwae_bound: expected k >= 1 importance samples, got {k}")
+        rng, k = (self.rng if rng is None else as_generator(rng)), int(k)
+        out_dim = self.decoder.layers[-1].out_features
+        per_chunk = max(1, int(max_floats) // out_dim)             # samples decoded at once
+        N, Z, log2pi = x.shape[0], self.z_dim, np.log(2 * np.pi)
+        result = np.empty(N)
+        ex_per_chunk = max(1, per_chunk // k)                       # examples when k is small
+        for start in range(0, N, ex_per_chunk):
+            xb = x[start:start + ex_per_chunk]                        # (B, D)
+            mu, logvar = (np.ascontiguousarray(a) for a in self.encode(xb))
+            B = xb.shape[0]
+            s = min(k, max(1, per_chunk // B))                        # samples per pass
+            run_max = np.full(B, -np.inf)
+            run_sum = np.zeros(B)
+            for done in range(0, k, s):
+                m = min(s, k - done)
+                eps = rng.standard_normal((B, m, Z), dtype=self.dtype)
+                z = mu[:, None, :] + np.exp(0.5 * logvar)[:, None, :] * eps     # (B, m, Z)
+                out = self._decoder_out(z.reshape(B * m, Z))
+                xr = np.repeat(xb, m, axis=0)                                    # (B m, D)
+                nll, _ = self.recon_nll(out, xr)
+                log_w = (-nll.reshape(B, m).astype(np.float64)
+                         - 0.5 * (z.astype(np.float64) ** 2 + log2pi).sum(axis=2)
+                         + 0.5 * (eps.astype(np.float64) ** 2 + log2pi
+                                  + logvar[:, None, :]).sum(axis=2))             # (B, m)
+                new_max = np.maximum(run_max, log_w.max(axis=1))
+                run_sum = run_sum * np.exp(run_max - new_max) + np.exp(
+                    log_w - new_max[:, None]).sum(axis=1)
+                run_max = new_max
+            result[start:start + B] = run_max + np.log(run_sum) - np.log(k)
+        return result
+
+    def __repr__(self):
+        return (f"VAE(x_dim={self.x_dim}, hidden={self.hidden}, z_dim={self.z_dim}, "
+                f"likelihood={self.likelihood!r}, beta={self.beta}, {self.dtype.name})")
