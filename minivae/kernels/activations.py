@@ -15,7 +15,7 @@ the leaky slope ``s``; arrays are (N, H) and C-contiguous.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 IDENTITY, RELU, LEAKY_RELU, TANH, SIGMOID, SOFTPLUS = 0, 1, 2, 3, 4, 5
 CODES = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU,
@@ -55,19 +55,19 @@ def _dact(y, kind, slope):
     return 1.0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def bias_act_forward(a, b, kind, slope, out):
     """out[n, h] = act(a[n, h] + b[h]).   a, out (N, H); b (H,). ``out`` may be ``a``."""
-    for n in prange(a.shape[0]):
+    for n in range(a.shape[0]):
         for h in range(a.shape[1]):
             out[n, h] = _act(a[n, h] + b[h], kind, slope)
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def act_backward(dy, y, kind, slope, out):
     """out = dy * act'(y).   dy, y, out (N, H). ``out`` may be ``dy``."""
-    for n in prange(dy.shape[0]):
+    for n in range(dy.shape[0]):
         for h in range(dy.shape[1]):
             out[n, h] = dy[n, h] * _dact(y[n, h], kind, slope)
     return out

@@ -16,15 +16,15 @@ Arrays are (N, D) and C-contiguous; per-example values go to ``out`` (N,).
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 LOG_2PI = math.log(2.0 * math.pi)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def bernoulli_nll(logits, x, out, dlogits):
     """Negative log-likelihood of x under Bernoulli(sigmoid(logits)), per row, and its gradient."""
-    for n in prange(logits.shape[0]):
+    for n in range(logits.shape[0]):
         acc = 0.0
         for d in range(logits.shape[1]):
             lg = logits[n, d]
@@ -36,10 +36,10 @@ def bernoulli_nll(logits, x, out, dlogits):
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def gaussian_nll(mean, logvar, x, out, dmean, dlogvar):
     """Gaussian negative log-density per row with per-entry log-variance, and its gradients."""
-    for n in prange(mean.shape[0]):
+    for n in range(mean.shape[0]):
         acc = 0.0
         for d in range(mean.shape[1]):
             r = x[n, d] - mean[n, d]
@@ -51,14 +51,14 @@ def gaussian_nll(mean, logvar, x, out, dmean, dlogvar):
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def gaussian_nll_shared(mean, logvar, x, out, dmean, dlogvar_rows):
     """Gaussian negative log-density per row with one scalar log-variance.
 
     dlogvar_rows[n] receives row n's share of d(sum nll)/d(logvar); their sum is the gradient.
     """
     iv = np.exp(-logvar)
-    for n in prange(mean.shape[0]):
+    for n in range(mean.shape[0]):
         acc = 0.0
         dv = 0.0
         for d in range(mean.shape[1]):
@@ -72,10 +72,10 @@ def gaussian_nll_shared(mean, logvar, x, out, dmean, dlogvar_rows):
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def gaussian_kl(mu, logvar, out, dmu, dlogvar):
     """KL(N(mu, diag exp(logvar)) || N(0, I)) per row, and its gradients."""
-    for n in prange(mu.shape[0]):
+    for n in range(mu.shape[0]):
         acc = 0.0
         for z in range(mu.shape[1]):
             ev = np.exp(logvar[n, z])
@@ -86,10 +86,10 @@ def gaussian_kl(mu, logvar, out, dmu, dlogvar):
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def squared_error(y, x, out, dy):
     """Sum of squared errors per row, and its gradient."""
-    for n in prange(y.shape[0]):
+    for n in range(y.shape[0]):
         acc = 0.0
         for d in range(y.shape[1]):
             r = y[n, d] - x[n, d]

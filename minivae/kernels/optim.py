@@ -7,7 +7,7 @@
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
 @njit(cache=True)
@@ -19,12 +19,12 @@ def sgd_update(p, g, v, lr, momentum, wd):
         p[i] -= lr * v[i]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def adam_update(p, g, m, v, lr, b1, b2, eps, t, wd):
     """One bias-corrected Adam step number t (t >= 1), in place on p, m and v (1-D)."""
     c1 = 1.0 - b1 ** t
     c2 = 1.0 - b2 ** t
-    for i in prange(p.shape[0]):
+    for i in range(p.shape[0]):
         gi = g[i] + wd * p[i]
         m[i] = b1 * m[i] + (1.0 - b1) * gi
         v[i] = b2 * v[i] + (1.0 - b2) * gi * gi
