@@ -15,6 +15,6 @@ Conventions, stated once:
 
 __version__ = "0.1.0"
 
-from minivae.errors import InputError, MinivaeError  # noqa: E402
+from minivae.errors import InputError, MinivaeError
 
 __all__ = ["InputError", "MinivaeError", "__version__"]

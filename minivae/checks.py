@@ -19,10 +19,10 @@ def check_array(x, who, *, ndim=None, shape=None, dtype=None, finite=True, name=
         raise InputError(f"{who}: expected {name} to be a numpy array, got {type(x).__name__}")
     if ndim is not None and x.ndim != ndim:
         raise InputError(f"{who}: expected {name} with {ndim} dimensions, got shape {x.shape}")
-    if shape is not None:
-        if x.ndim != len(shape) or any(s is not None and s != t for s, t in zip(shape, x.shape)):
-            want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
-            raise InputError(f"{who}: expected {name} of shape {want}, got {x.shape}")
+    if shape is not None and (
+            x.ndim != len(shape) or any(s is not None and s != t for s, t in zip(shape, x.shape))):
+        want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
+        raise InputError(f"{who}: expected {name} of shape {want}, got {x.shape}")
     if dtype is None:
         if x.dtype not in FLOATS:
             raise InputError(f"{who}: expected {name} of dtype float32 or float64, got {x.dtype}")

@@ -12,6 +12,8 @@ Backward, by the chain rule through the same graph:
     encoder.backward([dmu, dlogvar])
 """
 
+from itertools import pairwise
+
 import numpy as np
 
 from minivae import losses
@@ -25,7 +27,7 @@ LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
 
 def mlp(sizes, activation, rng, dtype):
     """Dense layers with ``activation`` between ``sizes``; the last layer is linear."""
-    layers = [Dense(a, b, activation, rng=rng, dtype=dtype) for a, b in zip(sizes[:-2], sizes[1:-1])]
+    layers = [Dense(a, b, activation, rng=rng, dtype=dtype) for a, b in pairwise(sizes[:-1])]
     layers.append(Linear(sizes[-2], sizes[-1], rng=rng, dtype=dtype))
     return Sequential(*layers)
 
@@ -108,7 +110,7 @@ class VAE:
         check_array(z, "VAE.decode", shape=(None, self.z_dim), dtype=self.dtype, name="z")
         mean, _ = self._decoder_out(z)
         if self.likelihood == "bernoulli":
-            return 1.0 / (1.0 + np.exp(-mean))
+            return 0.5 * (1.0 + np.tanh(0.5 * mean))                  # sigmoid, no overflow
         return mean
 
     def sample(self, n, rng=None):
