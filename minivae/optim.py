@@ -40,9 +40,10 @@ class Optimizer:
                                  f"{grads[k].shape} {grads[k].dtype}, expected {p.shape} {p.dtype}")
 
     def state_dict(self):
-        """A dict of arrays holding everything needed to continue exactly."""
+        """A dict of arrays holding everything needed to continue exactly (copies, not views
+        of the live state, so later steps do not change a saved dict)."""
         out = {"t": np.array(self.t, dtype=np.int64)}
-        out.update(self.state)
+        out.update({k: v.copy() for k, v in self.state.items()})
         return out
 
     def load_state_dict(self, state):

@@ -42,6 +42,9 @@ class LeakyReLU(Activation):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
+        if not negative_slope >= 0:
+            raise ValueError(f"LeakyReLU: negative_slope must be >= 0 (the backward reads the sign "
+                             f"of y to know the sign of x), got {negative_slope}")
         self.slope = float(negative_slope)
 
     def __repr__(self):

@@ -23,6 +23,8 @@ class Dense(Linear):
         if activation not in K.CODES:
             raise ValueError(f"Dense: activation must be one of {sorted(K.CODES)}, "
                              f"got {activation!r}")
+        if not negative_slope >= 0:
+            raise ValueError(f"Dense: negative_slope must be >= 0, got {negative_slope}")
         super().__init__(in_features, out_features, rng=rng, dtype=dtype)
         self.activation = activation
         self.kind = K.CODES[activation]

@@ -1,0 +1,176 @@
+"""Each numba kernel equals its NumPy twin ``<name>_np`` on hypothesis inputs, in float32
+and float64. The twin is the specification; a kernel may differ from it only by
+rounding (float64 accumulators, float64 constants in float32 arithmetic)."""
+
+import ast
+import inspect
+
+import numpy as np
+import pytest
+from helpers import FEW, arrays, floats
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minivae.kernels import activations as KA
+from minivae.kernels import checks as KC
+from minivae.kernels import losses as KL
+from minivae.kernels import optim as KO
+from minivae.kernels import reparam as KR
+
+DTYPES = [np.float32, np.float64]
+KINDS = sorted(KA.CODES.items())                       # every activation code
+TESTED = {"bias_act_forward", "act_backward", "act_backward_bias", "bernoulli_nll",
+          "gaussian_nll", "gaussian_nll_shared", "gaussian_kl", "squared_error",
+          "reparam_forward", "reparam_backward", "sgd_update", "adam_update", "all_finite"}
+
+
+def tol(dtype):
+    return {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
+
+
+def width(dtype):
+    return 32 if dtype == np.float32 else 64
+
+
+@st.composite
+def matrix(draw, dtype, lo=-8.0, hi=8.0, shape=None):
+    shape = shape or (draw(st.integers(1, 6)), draw(st.integers(1, 7)))
+    return draw(arrays(shape, floats(lo, hi, width(dtype)), dtype))
+
+
+def run_both(name, module, args, outs):
+    """Call kernel and twin on copies of ``args``; ``outs`` are the indices written to.
+    Returns (kernel results, twin results): the written arrays and the return value."""
+    results = []
+    for fn in (getattr(module, name), getattr(module, name + "_np")):
+        a = [x.copy() if isinstance(x, np.ndarray) else x for x in args]
+        ret = fn(*a)
+        results.append([a[i] for i in outs] + ([] if ret is None else [ret]))
+    return results
+
+
+def assert_same(name, module, args, outs, dtype):
+    got, want = run_both(name, module, args, outs)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype
+        np.testing.assert_allclose(g, w, **tol(dtype))
+
+
+# ---- every kernel has a twin, and is tested here ----
+
+@pytest.mark.parametrize("module", [KA, KC, KL, KO, KR], ids=lambda m: m.__name__)
+def test_every_kernel_has_a_numpy_twin(module):
+    tree = ast.parse(inspect.getsource(module))
+    kernels = {f.name for f in tree.body if isinstance(f, ast.FunctionDef)
+               and not f.name.startswith("_")
+               and any("njit" in ast.unparse(d) for d in f.decorator_list)}
+    for name in kernels:
+        assert callable(getattr(module, name + "_np", None)), f"{name} has no twin {name}_np"
+    assert kernels <= TESTED, f"untested kernels: {kernels - TESTED}"
+
+
+# ---- activations ----
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", [k for _, k in KINDS], ids=[n for n, _ in KINDS])
+@FEW
+@given(data=st.data())
+def test_bias_act_forward(kind, dtype, data):
+    a = data.draw(matrix(dtype))
+    b = data.draw(arrays((a.shape[1],), floats(-2.0, 2.0, width(dtype)), dtype))
+    slope = data.draw(floats(0.0, 0.5))
+    assert_same("bias_act_forward", KA, (a, b, kind, slope, np.empty_like(a)), [4], dtype)
+    # in place (out is a), as Dense uses it
+    want = KA.bias_act_forward_np(a, b, kind, slope, np.empty_like(a))
+    KA.bias_act_forward(a, b, kind, slope, a)
+    np.testing.assert_allclose(a, want, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", [k for _, k in KINDS], ids=[n for n, _ in KINDS])
+@FEW
+@given(data=st.data())
+def test_act_backward_and_bias(kind, dtype, data):
+    a = data.draw(matrix(dtype))
+    slope = data.draw(floats(0.0, 0.5))
+    y = KA.act_np(a, kind, slope).astype(dtype)                  # a real activation output
+    dy = data.draw(matrix(dtype, -4.0, 4.0, shape=a.shape))
+    assert_same("act_backward", KA, (dy, y, kind, slope, np.empty_like(dy)), [4], dtype)
+    db = data.draw(arrays((a.shape[1],), floats(-2.0, 2.0, width(dtype)), dtype))
+    assert_same("act_backward_bias", KA, (dy, y, kind, slope, np.empty_like(dy), db), [4, 5],
+                dtype)
+
+
+# ---- losses ----
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@FEW
+@given(data=st.data())
+def test_loss_kernels(dtype, data):
+    a = data.draw(matrix(dtype, -20.0, 20.0))
+    N = a.shape[0]
+    b = data.draw(matrix(dtype, -3.0, 3.0, shape=a.shape))
+    p = data.draw(matrix(dtype, 0.0, 1.0, shape=a.shape))
+    v = data.draw(matrix(dtype, -4.0, 4.0, shape=a.shape))
+    vs = data.draw(floats(-4.0, 4.0))
+    out = np.empty(N, dtype)
+    E = np.empty_like
+    assert_same("bernoulli_nll", KL, (a, p, out, E(a)), [2, 3], dtype)
+    assert_same("gaussian_nll", KL, (b, v, p, out, E(a), E(a)), [3, 4, 5], dtype)
+    assert_same("gaussian_nll_shared", KL, (b, vs, p, out, E(a), np.empty(N)), [3, 4, 5], dtype)
+    assert_same("gaussian_kl", KL, (b, v, out, E(a), E(a)), [2, 3, 4], dtype)
+    assert_same("squared_error", KL, (a, b, out, E(a)), [2, 3], dtype)
+
+
+# ---- reparameterization ----
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@FEW
+@given(data=st.data())
+def test_reparam_kernels(dtype, data):
+    mu = data.draw(matrix(dtype))
+    logvar, eps, dz = (data.draw(matrix(dtype, -4.0, 4.0, shape=mu.shape)) for _ in range(3))
+    E = np.empty_like
+    assert_same("reparam_forward", KR, (mu, logvar, eps, E(mu), E(mu)), [3, 4], dtype)
+    std = np.exp(0.5 * logvar)
+    assert_same("reparam_backward", KR, (dz, eps, std, E(dz)), [3], dtype)
+
+
+# ---- optimizers ----
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@FEW
+@given(data=st.data())
+def test_sgd_update(dtype, data):
+    n = data.draw(st.integers(1, 20))
+    p, g, v = (data.draw(arrays((n,), floats(-3.0, 3.0, width(dtype)), dtype)) for _ in range(3))
+    lr, momentum, wd = data.draw(floats(1e-4, 1.0)), data.draw(floats(0.0, 0.99)), \
+        data.draw(st.sampled_from([0.0, 1e-2]))
+    assert_same("sgd_update", KO, (p, g, v, lr, momentum, wd), [0, 2], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@FEW
+@given(data=st.data())
+def test_adam_update(dtype, data):
+    n = data.draw(st.integers(1, 20))
+    p, g, m = (data.draw(arrays((n,), floats(-3.0, 3.0, width(dtype)), dtype)) for _ in range(3))
+    v = data.draw(arrays((n,), floats(0.0, 3.0, width(dtype)), dtype))     # a second moment
+    lr, b1, b2 = data.draw(floats(1e-4, 0.1)), data.draw(floats(0.0, 0.95)), \
+        data.draw(floats(0.5, 0.9999))
+    t, wd = data.draw(st.integers(1, 1000)), data.draw(st.sampled_from([0.0, 1e-2]))
+    assert_same("adam_update", KO, (p, g, m, v, lr, b1, b2, 1e-8, t, wd), [0, 2, 3], dtype)
+
+
+# ---- checks ----
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@FEW
+@given(data=st.data())
+def test_all_finite(dtype, data):
+    n = data.draw(st.integers(1, 30))
+    x = data.draw(arrays((n,), floats(-2.0 ** 100, 2.0 ** 100, width(dtype)), dtype))
+    assert KC.all_finite(x) is KC.all_finite_np(x) is True
+    bad = data.draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    x[data.draw(st.integers(0, n - 1))] = bad
+    assert KC.all_finite(x) is KC.all_finite_np(x) is False
