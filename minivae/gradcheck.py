@@ -101,3 +101,21 @@ def check_layer(layer, x, dy=None, *, rng=None, h=1e-6, **forward_kwargs):
     for k in params:
         errors[k] = check_grad(loss, params[k], analytic[k], h)
     return errors
+
+
+def check_model(model, x, *, h=1e-6, **loss_kwargs):
+    """Check a whole model's backward against central differences. Returns {param: rel_error}.
+
+    The scalar checked is ``model.loss(x, **loss_kwargs)``; pass whatever fixes its
+    randomness (``eps=`` for a VAE, ``x_tilde=`` for a denoising autoencoder), or
+    every evaluation draws new noise and no gradient can match. Float64 only.
+    """
+    params = model.params
+    for k, p in params.items():
+        _need_float64(p, f"parameter {k!r} of {model!r}")
+    model.zero_grad()
+    model.loss(x, **loss_kwargs)
+    model.backward()
+    analytic = {k: g.copy() for k, g in model.grads.items()}
+    return {k: check_grad(lambda: model.loss(x, **loss_kwargs), p, analytic[k], h)
+            for k, p in params.items()}

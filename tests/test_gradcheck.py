@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minivae.errors import InputError
-from minivae.gradcheck import check_grad, check_layer, numerical_gradient, rel_error
+from minivae.gradcheck import check_grad, check_layer, check_model, numerical_gradient, rel_error
 from minivae.layers import Linear, Reparameterize, Tanh
 
 # ---- the formula ----
@@ -169,3 +169,28 @@ def test_the_roundoff_allowance_of_the_test_helpers_lets_no_wrong_gradient_throu
     lin = NoBiasGrad(3, 3, rng=0, dtype=np.float64)
     ok, errors = layer_ok(lin, np.ones((2, 3)), TOL)
     assert not ok and errors["b"] > WRONG
+
+
+def test_check_model_passes_the_vae_and_fails_a_vae_that_forgets_beta_in_backward():
+    from minivae.models import VAE
+
+    class BetaForgottenInBackward(VAE):
+        def backward(self):
+            n, dout, dmu, dlogvar, _ = self.cache
+            self.cache = (n, dout, dmu, dlogvar, 1.0)        # backward as if beta were 1
+            super().backward()
+
+    rng = np.random.default_rng(3)
+    x, eps = rng.uniform(size=(4, 6)), rng.standard_normal((4, 2))
+    good = VAE(6, hidden=(5,), z_dim=2, beta=4.0, rng=0, dtype=np.float64)
+    assert max(check_model(good, x, eps=eps).values()) < 1e-6
+    bad = BetaForgottenInBackward(6, hidden=(5,), z_dim=2, beta=4.0, rng=0, dtype=np.float64)
+    errors = check_model(bad, x, eps=eps)
+    assert max(v for k, v in errors.items() if k.startswith("encoder")) > WRONG
+    assert max(v for k, v in errors.items() if k.startswith("decoder")) < 1e-6
+
+
+def test_check_model_refuses_float32():
+    from minivae.models import VAE
+    with pytest.raises(InputError, match="float64"):
+        check_model(VAE(6, hidden=(5,), z_dim=2, rng=0), np.zeros((2, 6), np.float32))
