@@ -23,71 +23,87 @@ CODES = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU,
 
 
 @njit(cache=True, inline="always")
-def _act(a, kind, slope):
-    if kind == RELU:
-        return a if a > 0 else 0.0 * a
-    if kind == LEAKY_RELU:
-        return a if a > 0 else slope * a
-    if kind == TANH:
-        return np.tanh(a)
-    if kind == SIGMOID:
-        if a >= 0:
-            return 1.0 / (1.0 + np.exp(-a))
-        e = np.exp(a)
-        return e / (1.0 + e)
-    if kind == SOFTPLUS:
-        return max(a, 0.0 * a) + np.log1p(np.exp(-abs(a)))
-    return a
-
-
-@njit(cache=True, inline="always")
-def _dact(y, kind, slope):
-    if kind == RELU:
-        return 1.0 if y > 0 else 0.0
-    if kind == LEAKY_RELU:
-        return 1.0 if y > 0 else slope
-    if kind == TANH:
-        return 1.0 - y * y
-    if kind == SIGMOID:
-        return y * (1.0 - y)
-    if kind == SOFTPLUS:
-        return -np.expm1(-y)
-    return 1.0
+def _typed(x, like):
+    """``x`` as a scalar of ``like``'s dtype (keeps float32 loops in float32)."""
+    return np.full(1, x, like.dtype)[0]
 
 
 @njit(cache=True)
 def bias_act_forward(a, b, kind, slope, out):
-    """out[n, h] = act(a[n, h] + b[h]).   a, out (N, H); b (H,). ``out`` may be ``a``."""
-    for n in range(a.shape[0]):
-        for h in range(a.shape[1]):
-            out[n, h] = _act(a[n, h] + b[h], kind, slope)
+    """out[n, h] = act(a[n, h] + b[h]).   a, out (N, H); b (H,). ``out`` may be ``a``.
+
+    One loop per activation, so that each loop is branch-free and vectorizes.
+    """
+    N, H = a.shape
+    zero, one, s = _typed(0, out), _typed(1, out), _typed(slope, out)
+    for n in range(N):
+        if kind == RELU:
+            for h in range(H):
+                v = a[n, h] + b[h]
+                out[n, h] = max(v, zero)
+        elif kind == LEAKY_RELU:
+            for h in range(H):
+                v = a[n, h] + b[h]
+                out[n, h] = v if v > zero else s * v
+        elif kind == TANH:
+            for h in range(H):
+                out[n, h] = np.tanh(a[n, h] + b[h])
+        elif kind == SIGMOID:
+            for h in range(H):
+                v = a[n, h] + b[h]
+                e = np.exp(-abs(v))                      # never overflows
+                out[n, h] = one / (one + e) if v >= zero else e / (one + e)
+        elif kind == SOFTPLUS:
+            for h in range(H):
+                v = a[n, h] + b[h]
+                out[n, h] = max(v, zero) + np.log1p(np.exp(-abs(v)))
+        else:
+            for h in range(H):
+                out[n, h] = a[n, h] + b[h]
     return out
 
 
 @njit(cache=True)
 def act_backward(dy, y, kind, slope, out):
     """out = dy * act'(y).   dy, y, out (N, H). ``out`` may be ``dy``."""
-    for n in range(dy.shape[0]):
-        for h in range(dy.shape[1]):
-            out[n, h] = dy[n, h] * _dact(y[n, h], kind, slope)
+    N, H = dy.shape
+    zero, one, s = _typed(0, out), _typed(1, out), _typed(slope, out)
+    for n in range(N):
+        if kind == RELU:
+            for h in range(H):
+                out[n, h] = dy[n, h] if y[n, h] > zero else zero
+        elif kind == LEAKY_RELU:
+            for h in range(H):
+                out[n, h] = dy[n, h] if y[n, h] > zero else s * dy[n, h]
+        elif kind == TANH:
+            for h in range(H):
+                out[n, h] = dy[n, h] * (one - y[n, h] * y[n, h])
+        elif kind == SIGMOID:
+            for h in range(H):
+                out[n, h] = dy[n, h] * y[n, h] * (one - y[n, h])
+        elif kind == SOFTPLUS:
+            for h in range(H):
+                out[n, h] = -dy[n, h] * np.expm1(-y[n, h])
+        else:
+            for h in range(H):
+                out[n, h] = dy[n, h]
     return out
 
 
 @njit(cache=True)
 def act_backward_bias(dy, y, kind, slope, out, db):
     """out = dy * act'(y) and db[h] += sum_n out[n, h].   dy, y, out (N, H); db (H,)."""
-    for n in range(dy.shape[0]):
-        for h in range(dy.shape[1]):
-            g = dy[n, h] * _dact(y[n, h], kind, slope)
-            out[n, h] = g
-            db[h] += g
+    act_backward(dy, y, kind, slope, out)
+    for n in range(out.shape[0]):
+        for h in range(out.shape[1]):
+            db[h] += out[n, h]
     return out
 
 
 # ---- NumPy twins: the specification of the kernels above ----
 
 def act_np(a, kind, slope=0.01):
-    """NumPy twin of ``_act`` on a whole array."""
+    """act(a) on a whole array: the specification of the forward kernels."""
     if kind == RELU:
         return np.maximum(a, 0)
     if kind == LEAKY_RELU:
@@ -103,7 +119,7 @@ def act_np(a, kind, slope=0.01):
 
 
 def dact_np(y, kind, slope=0.01):
-    """NumPy twin of ``_dact`` on a whole array."""
+    """act'(a) written in terms of y = act(a): the specification of the backward kernels."""
     if kind == RELU:
         return (y > 0).astype(y.dtype)
     if kind == LEAKY_RELU:

@@ -21,14 +21,20 @@ def sgd_update(p, g, v, lr, momentum, wd):
 
 @njit(cache=True)
 def adam_update(p, g, m, v, lr, b1, b2, eps, t, wd):
-    """One bias-corrected Adam step number t (t >= 1), in place on p, m and v (1-D)."""
-    c1 = 1.0 - b1 ** t
-    c2 = 1.0 - b2 ** t
+    """One bias-corrected Adam step number t (t >= 1), in place on p, m and v (1-D).
+
+    Constants are cast to p's dtype once, so a float32 model updates in float32.
+    """
+    one = np.ones(1, p.dtype)[0]
+    b1_, b2_ = np.full(1, b1, p.dtype)[0], np.full(1, b2, p.dtype)[0]
+    eps_, wd_ = np.full(1, eps, p.dtype)[0], np.full(1, wd, p.dtype)[0]
+    step = np.full(1, lr / (1.0 - b1 ** t), p.dtype)[0]      # lr / (1 - b1^t)
+    inv_c2 = np.full(1, 1.0 / (1.0 - b2 ** t), p.dtype)[0]   # 1 / (1 - b2^t)
     for i in range(p.shape[0]):
-        gi = g[i] + wd * p[i]
-        m[i] = b1 * m[i] + (1.0 - b1) * gi
-        v[i] = b2 * v[i] + (1.0 - b2) * gi * gi
-        p[i] -= lr * (m[i] / c1) / (np.sqrt(v[i] / c2) + eps)
+        gi = g[i] + wd_ * p[i]
+        m[i] = b1_ * m[i] + (one - b1_) * gi
+        v[i] = b2_ * v[i] + (one - b2_) * gi * gi
+        p[i] -= step * m[i] / (np.sqrt(v[i] * inv_c2) + eps_)
 
 
 def sgd_update_np(p, g, v, lr, momentum, wd):
