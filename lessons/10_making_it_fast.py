@@ -1,0 +1,871 @@
+# ---
+# jupyter:
+#   jupytext:
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 10: Making it fast
+#
+# Every lesson so far trained its models in seconds or minutes, on two cores, without a GPU.
+# This lesson takes that apart. One dense layer, $y = \mathrm{relu}(xW + b)$, forward and
+# backward, written four ways: pure Python loops, array-at-a-time NumPy, numba kernels, and
+# BLAS through NumPy's `@`; plus minivae's own `Dense`, which mixes the last two. Each way is
+# checked equal to the others before a single timer starts.
+#
+# You will see:
+#
+# 1. how to time code honestly on a shared machine: thread settings, CPU against wall-clock
+#    time, interleaved repeats and medians;
+# 2. the layer four ways, checked equal;
+# 3. the four timed at the VAE's shapes, in milliseconds and GFLOP/s;
+# 4. why matrix products belong to BLAS: a hand-blocked numba matmul against BLAS, product by
+#    product;
+# 5. why elementwise work belongs to fused numba kernels: one pass over memory instead of
+#    several temporaries, and what else a fused kernel needs to be fast;
+# 6. where the time of a whole VAE training step goes, how many FLOPs it does, and what
+#    fraction of the machine's matmul rate it reaches.
+
+# %%
+import ctypes
+import glob
+import os
+import time
+import tracemalloc
+from functools import partial
+
+import matplotlib.pyplot as plt
+import numba
+import numpy as np
+from numba import njit
+
+from minivae import data, losses
+from minivae.gradcheck import rel_error
+from minivae.kernels import activations as A
+from minivae.layers import Dense
+from minivae.models.vae import VAE
+from minivae.optim import Adam
+
+try:
+    from minivae.kernels import matmul as mm          # the numba blocked matmul and its twins
+except ImportError as err:                             # being written: the lesson runs without it
+    mm = None
+    print(f"minivae.kernels.matmul is not importable ({err}): the numba matmul is left out of "
+          "every table below. Everything else runs.")
+
+FAST = os.environ.get("MINIVAE_FAST") == "1"   # small and quick (the tests); full size otherwise
+REPEATS = 5 if FAST else 31                    # timed calls of each function; we keep the median
+PY_SIZES = [(4, 16, 8)] + ([] if FAST else [(8, 32, 16)]) + [(16, 64, 32)]  # (N, D, H), Python
+STEPS = 6 if FAST else 40                      # VAE training steps profiled
+BIG = 512 if FAST else 1024                    # a square matmul, for the machine's top matmul rate
+THREADS = 1                                    # BLAS and numba threads while timing (section 1)
+N = 128                                        # the batch size of the VAE
+LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]   # (D, H) of its four dense layers
+rng = np.random.default_rng(10)
+
+# %% [markdown]
+# ## 1. Timing on a shared machine
+#
+# **Threads.** NumPy's `@` calls a BLAS library (here OpenBLAS) that runs a product on several
+# threads; numba's parallel kernels have their own pool. Both are set by environment variables
+# read at start-up, and can be changed later: numba by `numba.set_num_threads`, OpenBLAS by a
+# function in its C library, which we call through `ctypes` (the package `threadpoolctl` does
+# the same for every BLAS). The first thing to print, before any timing, is what they are.
+
+# %%
+def openblas_threads():
+    """(get, set) for the threads of NumPy's OpenBLAS, through ctypes; None if not found."""
+    try:
+        with open("/proc/self/maps") as f:                             # Linux: libraries loaded
+            paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower()})
+    except OSError:                                                    # elsewhere: look for it
+        here = os.path.dirname(np.__file__)
+        paths = glob.glob(os.path.join(here, "..", "numpy.libs", "*openblas*")) + glob.glob(
+            os.path.join(here, ".dylibs", "*openblas*"))
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix in (("scipy_openblas_", "64_"), ("openblas_", "")):
+            try:
+                get = getattr(lib, f"{prefix}get_num_threads{suffix}")
+                set_ = getattr(lib, f"{prefix}set_num_threads{suffix}")
+            except AttributeError:
+                continue
+            return get, set_
+    return None
+
+
+def set_threads(n):
+    """Use n threads in BLAS (if we can reach it) and in numba's parallel kernels."""
+    if BLAS_THREADS is not None:
+        BLAS_THREADS[1](n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+BLAS_THREADS = openblas_threads()
+blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+print(f"cpus: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} (processes wanting a cpu)")
+for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    print(f"  {var:21s} {os.environ.get(var, '(not set)')}")
+print(f"numpy {np.__version__}, BLAS {blas['name']} {blas.get('version', '')}: "
+      + (f"{BLAS_THREADS[0]()} threads" if BLAS_THREADS else "threads unknown to this lesson "
+         "(set OPENBLAS_NUM_THREADS or MKL_NUM_THREADS before starting Python)"))
+print(f"numba {numba.__version__}: {numba.get_num_threads()} threads")
+
+# %% [markdown]
+# **CPU time and wall-clock time.** `time.perf_counter()` is wall-clock time: what you wait.
+# `time.thread_time()` counts only the time a core spent running *this* thread. On an idle
+# machine, for single-threaded work, they agree. On a shared machine they do not: when more
+# processes want to run than there are cores, the operating system takes turns, and every
+# turn someone else has shows up in your wall-clock time but not in your CPU time.
+#
+# So **absolute times drift** on a shared machine, from minute to minute, with whatever else is
+# running. **Ratios measured side by side are meaningful**: we time the competitors in
+# interleaved rounds (A B C, then C A B, ...), so a busy moment hits all of them alike, and we
+# keep the **median** of the repeats, which a few unlucky calls cannot move. We report CPU
+# time of single-threaded runs, which measures the code rather than its neighbours, and print
+# how much longer the wall clock was. (CPU time only counts this thread: it is the right clock
+# when all the work runs here, as it does below with one thread for BLAS and numba. It drifts
+# too, less: the neighbours also evict our data from the caches.)
+#
+# **More threads can be slower.** A product split over 2 threads finishes when the *slower*
+# thread finishes. If the machine is busy, one of the two is often waiting for its turn on a
+# core, and the whole product waits with it. Here is one product, `x @ W` at the VAE's first
+# layer, on 1 thread and on every core, in alternation:
+
+# %%
+def bench(fns, repeats=REPEATS, clock="cpu"):
+    """Median seconds per call of each function (name -> no-argument function).
+
+    Rounds are interleaved, each in a fresh random order. clock: "cpu" (this thread's CPU
+    time; meaningful for single-threaded code) or "wall". Also returns the median ratio of
+    wall-clock to CPU time over all calls, a measure of how busy the machine was.
+    """
+    for fn in fns.values():
+        fn()                                            # warm up: compile, fill caches
+    cpu, wall = {k: [] for k in fns}, {k: [] for k in fns}
+    for _ in range(repeats):
+        for name in rng.permutation(list(fns)):
+            c0, w0 = time.thread_time(), time.perf_counter()
+            fns[name]()
+            cpu[name].append(time.thread_time() - c0)
+            wall[name].append(time.perf_counter() - w0)
+    times = cpu if clock == "cpu" else wall
+    ratio = np.median([w / max(c, 1e-9) for k in fns for w, c in zip(wall[k], cpu[k])])
+    return {k: float(np.median(v)) for k, v in times.items()}, float(ratio)
+
+
+x1 = rng.standard_normal((N, 784), dtype=np.float32)
+W1 = rng.standard_normal((784, 400), dtype=np.float32)
+out1 = np.empty((N, 400), np.float32)
+
+
+def with_threads(n):
+    def run():
+        set_threads(n)
+        np.matmul(x1, W1, out=out1)
+    return run
+
+
+all_cores = os.cpu_count()
+if BLAS_THREADS is None:
+    print("BLAS's threads cannot be set from here: comparison skipped")
+else:
+    t_threads, _ = bench({"1 thread": with_threads(1),
+                          f"{all_cores} threads": with_threads(all_cores)}, clock="wall")
+    for name, t in t_threads.items():
+        print(f"x @ W  (128, 784) @ (784, 400), BLAS on {name:10s}: {t * 1e3:7.2f} ms wall-clock")
+set_threads(THREADS)
+
+# %% [markdown]
+# On an idle machine with two cores, two threads should be nearly twice as fast. On a busy one
+# they can be many times *slower*. The rest of the lesson runs everything on `THREADS = 1` thread,
+# which also makes every competitor comparable core for core (pure Python and the elementwise
+# kernels use one thread anyway). On your own idle machine, try `THREADS = 2`.
+#
+# ## 2. One dense layer, four ways
+#
+# Forward and backward of $y = \mathrm{relu}(xW + b)$, for $x$ $(N, D)$, $W$ $(D, H)$, given
+# the upstream gradient $dy = \partial L/\partial y$ $(N, H)$:
+#
+# $$a = xW + b, \quad y = \max(a, 0); \qquad da = dy \odot [y > 0], \quad dW = x^\top da,
+#   \quad db = \textstyle\sum_n da_n, \quad dx = da\, W^\top.$$
+#
+# Three matrix products, each of $N D H$ multiply-adds, i.e. $2NDH$ floating-point operations
+# (FLOPs): **$6NDH$ FLOPs per layer per step**, and $O(NH)$ elementwise work besides.
+#
+# 1. **Pure Python**: lists of floats and three nested loops, one multiply-add per step of the
+#    innermost loop.
+# 2. **NumPy, array at a time, no BLAS**: each product as a sum of outer products, a Python
+#    loop over one index with a whole-array NumPy operation inside.
+# 3. **numba**: minivae's blocked matmul kernels, and its fused bias + ReLU kernels.
+# 4. **BLAS via `@`**: the textbook NumPy code, `np.maximum(x @ W + b, 0)`.
+# 5. and **`minivae.layers.Dense`**: `@` for the products, the fused kernels for the rest.
+
+# %%
+def dense_python(x, W, b, dy):
+    """Lists of lists. x (N, D), W (D, H), b (H,), dy (N, H) -> y, dx, dW, db."""
+    n_, d_, h_ = len(x), len(W), len(b)
+    y = [[0.0] * h_ for _ in range(n_)]
+    for n in range(n_):
+        for h in range(h_):
+            a = b[h]
+            for d in range(d_):
+                a += x[n][d] * W[d][h]
+            y[n][h] = a if a > 0 else 0.0
+    da = [[dy[n][h] if y[n][h] > 0 else 0.0 for h in range(h_)] for n in range(n_)]
+    db = [sum(da[n][h] for n in range(n_)) for h in range(h_)]
+    dW = [[sum(x[n][d] * da[n][h] for n in range(n_)) for h in range(h_)] for d in range(d_)]
+    dx = [[sum(da[n][h] * W[d][h] for h in range(h_)) for d in range(d_)] for n in range(n_)]
+    return y, dx, dW, db
+
+
+def dense_numpy(x, W, b, dy):
+    """Whole-array NumPy without BLAS: every product is a loop of outer products."""
+    a = np.zeros((x.shape[0], W.shape[1]), x.dtype)
+    for d in range(x.shape[1]):
+        a += np.multiply.outer(x[:, d], W[d])            # (N, H) column d of x, row d of W
+    y = np.maximum(a + b, 0)                             # (N, H)
+    da = dy * (y > 0)                                    # (N, H)
+    dW = np.zeros_like(W)
+    for n in range(x.shape[0]):
+        dW += np.multiply.outer(x[n], da[n])             # (D, H)
+    dx = np.zeros_like(x)
+    for h in range(W.shape[1]):
+        dx += np.multiply.outer(da[:, h], W[:, h])       # (N, D)
+    return y, dx, dW, da.sum(axis=0)
+
+
+def dense_numba(x, W, b, dy):
+    """minivae's numba kernels only: blocked matmuls, fused bias + ReLU and its backward."""
+    y = mm.matmul_nn(x, W, np.empty((x.shape[0], W.shape[1]), x.dtype))   # (N, H) x @ W
+    A.bias_act_forward(y, b, A.RELU, 0.0, y)             # relu(. + b), in place, one pass
+    db = np.zeros_like(b)
+    da = A.act_backward_bias(dy, y, A.RELU, 0.0, np.empty_like(dy), db)   # da and db, one pass
+    dW = mm.matmul_tn(x, da, np.empty_like(W))           # (D, H) x.T @ da
+    dx = mm.matmul_nt(da, W, np.empty_like(x))           # (N, D) da @ W.T
+    return y, dx, dW, db
+
+
+def dense_blas(x, W, b, dy):
+    """The textbook NumPy layer: BLAS products, NumPy elementwise operations."""
+    y = np.maximum(x @ W + b, 0)                         # (N, H)
+    da = dy * (y > 0)                                    # (N, H)
+    return y, da @ W.T, x.T @ da, da.sum(axis=0)
+
+
+def dense_minivae(layer):
+    """The library's Dense layer, as a function of the same four arguments."""
+    def run(x, W, b, dy):
+        layer.zero_grad()
+        y = layer.forward(x)
+        return y, layer.backward(dy), layer.grads["W"], layer.grads["b"]
+    return run
+
+
+def layer_problem(n, d, h, seed):
+    """float32 inputs for one layer and the float64 reference (y, dx, dW, db)."""
+    r = np.random.default_rng(seed)
+    x = r.standard_normal((n, d), dtype=np.float32)
+    W = r.uniform(-1, 1, (d, h)).astype(np.float32) / np.float32(np.sqrt(d))
+    b = r.uniform(-1, 1, h).astype(np.float32) / np.float32(np.sqrt(d))
+    a = x.astype(np.float64) @ W + b                     # (N, H) float64
+    dy = r.standard_normal((n, h), dtype=np.float32)
+    dy[np.abs(a) < 1e-4 * np.abs(a).max()] = 0           # ReLU's kink: float32 and float64
+    da = dy * (a > 0)                                    # may disagree on the sign of a ~ 0
+    ref = (np.maximum(a, 0), da @ W.T.astype(np.float64), x.T.astype(np.float64) @ da,
+           da.sum(axis=0))
+    return (x, W, b, dy), ref
+
+
+def ways_for(x, W, b, dy):
+    """name -> layer function for each fast way; the Dense layer gets W and b copied in."""
+    layer = Dense(*W.shape, "relu", rng=0)
+    layer.params["W"][...], layer.params["b"][...] = W, b
+    ways = {"NumPy, no BLAS": dense_numpy, "numba": dense_numba, "BLAS @": dense_blas,
+            "minivae Dense": dense_minivae(layer)}
+    if mm is None:
+        del ways["numba"]
+    return ways
+
+
+def max_error(result, ref):
+    """The largest rel_error over (y, dx, dW, db); float32 rounding is about 1e-7 to 1e-6."""
+    return max(rel_error(np.asarray(r, dtype=np.float64), f) for r, f in zip(result, ref))
+
+
+# %% [markdown]
+# **Check:** on a tiny layer, all five give the same $y$, $dx$, $dW$, $db$ as a float64
+# reference, to float32 rounding; then every fast way again at each of the VAE's shapes.
+
+# %%
+args, ref = layer_problem(*PY_SIZES[0], seed=0)
+ways = ways_for(*args)
+errors = {"pure Python": max_error(dense_python(*(a.tolist() for a in args)), ref)}
+errors.update({name: max_error(fn(*args), ref) for name, fn in ways.items()})
+print("tiny layer", PY_SIZES[0], {k: f"{e:.1e}" for k, e in errors.items()})
+assert max(errors.values()) < 1e-5
+
+problems = {}
+for i, (d, h) in enumerate(LAYERS):
+    args, ref = layer_problem(N, d, h, seed=1 + i)
+    ways = ways_for(*args)
+    errs = {name: max_error(fn(*args), ref) for name, fn in ways.items()}
+    print(f"{d:3d} -> {h:3d}", {k: f"{e:.1e}" for k, e in errs.items()})
+    assert max(errs.values()) < 1e-5
+    problems[d, h] = args, ways
+
+# %% [markdown]
+# **Pure Python, timed where it can be.** At the VAE's first layer, pure Python would do
+# $3 \cdot 128 \cdot 784 \cdot 400 \approx 1.2 \times 10^8$ multiply-adds, one interpreted
+# bytecode loop at a time. We time it on tiny layers instead, next to the BLAS version at the
+# same size, and extrapolate with its cost per multiply-add, which hardly depends on the size.
+
+# %%
+def time_python(n, d, h):
+    """Median CPU seconds of the pure-Python layer and of the BLAS one, side by side."""
+    args, _ = layer_problem(n, d, h, seed=0)
+    lists = [a.tolist() for a in args]
+    t, _ = bench({"python": partial(dense_python, *lists), "BLAS @": partial(dense_blas, *args)})
+    return t
+
+
+py_rows = []
+for n, d, h in PY_SIZES:
+    t = time_python(n, d, h)
+    py_rows.append((n, d, h, t["python"], t["BLAS @"]))
+    print(f"N, D, H = {n:2d}, {d:3d}, {h:3d}: pure Python {t['python'] * 1e3:7.2f} ms = "
+          f"{t['python'] / (3 * n * d * h) * 1e9:5.0f} ns per multiply-add;  "
+          f"BLAS @ {t['BLAS @'] * 1e6:6.1f} us;  ratio {t['python'] / t['BLAS @']:5.0f}")
+NS_PER_MAC = py_rows[-1][3] / (3 * np.prod(py_rows[-1][:3]))   # seconds per multiply-add
+
+# %%
+n, d, h, t_py, t_blas = py_rows[-1]
+assert t_py > 10 * t_blas          # even at a toy size, with BLAS's call overhead, far slower
+
+# %% [markdown]
+# ## 3. The table at the VAE's shapes
+#
+# Each fast way is timed in interleaved rounds at each layer of the VAE (batch 128). Times are
+# the median CPU time of forward + backward; GFLOP/s $= 6NDH / \text{time}$ (products only;
+# the elementwise work is a few per cent of the operations). Pure Python is extrapolated.
+
+# %%
+names = ["pure Python*"] + list(ways)
+table = {}                                              # (d, h) -> name -> seconds
+loads = []
+for (d, h), (args, ways) in problems.items():
+    t, load = bench({name: partial(fn, *args) for name, fn in ways.items()})
+    table[d, h] = {"pure Python*": 3 * N * d * h * NS_PER_MAC, **t}
+    loads.append(load)
+
+print(f"{'layer':>10s} {'MFLOP':>6s}" + "".join(f"{name:>22s}" for name in names))
+for (d, h), row in table.items():
+    flops = 6 * N * d * h
+    print(f"{d:4d} ->{h:4d} {flops / 1e6:6.1f}" + "".join(
+        f"{row[k] * 1e3:10.2f} ms {flops / row[k] / 1e9:6.1f} GF" for k in names))
+total = {k: sum(row[k] for row in table.values()) for k in names}
+step_flops = sum(6 * N * d * h for d, h in LAYERS)
+print(f"{'all four':>10s} {step_flops / 1e6:6.1f}" + "".join(
+    f"{total[k] * 1e3:10.2f} ms {step_flops / total[k] / 1e9:6.1f} GF" for k in names))
+print("* extrapolated from the tiny layers above.  ms: median CPU time per forward + backward;"
+      f"  GF: GFLOP/s.\nWall-clock time was {np.median(loads):.1f}x the CPU time "
+      "(1.0 on an idle machine).")
+
+# %%
+fig, ax = plt.subplots(figsize=(10, 4))
+width = 0.8 / len(names)
+for i, name in enumerate(names):
+    rates = [6 * N * d * h / table[d, h][name] / 1e9 for d, h in LAYERS]
+    ax.bar(np.arange(len(LAYERS)) + (i - len(names) / 2 + 0.5) * width, rates, width,
+           label=name)
+ax.set_xticks(range(len(LAYERS)), [f"{d} -> {h}" for d, h in LAYERS])
+ax.set(yscale="log", ylabel="GFLOP/s (log scale)", xlabel="layer (batch 128)",
+       title="one dense layer, forward + backward, single thread")
+ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1, 0.5))
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Three to four orders of magnitude separate pure Python from BLAS at the big layers.
+# Pure Python pays the interpreter for every multiply-add: fetch a bytecode, look up two list
+# items, box a new float. Array-at-a-time NumPy pays the interpreter once per outer product,
+# but streams a whole $(N, H)$ array through memory for each of the $D$ of them. The compiled
+# kernels and BLAS do the same arithmetic as the loops, but arranged for the hardware, which is
+# the subject of the next two sections.
+#
+# ## 4. Matrix products belong to BLAS
+#
+# A recent x86 core with AVX2 can start two 8-wide fused multiply-adds (FMA) per clock cycle:
+# 32 float32 FLOPs per cycle, some 80 GFLOP/s at 2.5 GHz. Only if the numbers are already in
+# registers. A product of $(N, D)$ by $(D, H)$ reads $ND + DH$ numbers and does $2NDH$ FLOPs,
+# so each number can be reused many times, but only if it stays close to the core while it is
+# reused. A good matmul therefore does four things:
+#
+# * **register blocking**: a small block of the output (say 6 x 16) stays in registers while
+#   it accumulates, so each loaded number feeds several FMAs;
+# * **cache blocking**: $W$ is cut into panels that fit the L1 and L2 caches and each panel is
+#   used for many rows of $x$ before the next one is loaded; BLAS also *packs* the panels into
+#   contiguous buffers in the order the inner kernel reads them;
+# * **SIMD**: the innermost loop works on 8 float32 at once, with FMA instructions;
+# * **tuning**: OpenBLAS and its ancestor GotoBLAS carry hand-written assembly kernels, block
+#   sizes and prefetch distances for each processor family, refined since the 1990s.
+#
+# minivae's numba kernel (`minivae/kernels/matmul.py`) does a plain version of the first three:
+# 4 rows x 2 values of $k$ in registers, $W$ in blocks of 128 x 512, SIMD along the rows that
+# LLVM generates on its own. Without `fastmath` (minivae's gradients are checked, so its kernels
+# keep exact IEEE rounding), LLVM may not fuse a multiply and an add into one FMA, which by
+# itself halves the peak. Here are the two, product by product, for every product of a VAE
+# training step, measured side by side, with a large square product for the machine's top rate.
+
+# %%
+def products(n):
+    """(label, trans_a, trans_b, a shape, b shape) for the 12 products of one training step."""
+    out = []
+    for d, h in LAYERS:
+        out += [(f"x @ W {d}->{h}", False, False, (n, d), (d, h)),
+                (f"x.T @ da {d}->{h}", True, False, (n, d), (n, h)),
+                (f"da @ W.T {d}->{h}", False, True, (n, h), (d, h))]
+    return out
+
+
+def time_product(label, ta, tb, sa, sb):
+    """(label, flops, BLAS seconds, numba seconds) for out = op(a) @ op(b), checked first."""
+    a = rng.standard_normal(sa, dtype=np.float32)
+    b = rng.standard_normal(sb, dtype=np.float32)
+    op_a, op_b = (a.T if ta else a), (b.T if tb else b)
+    out_blas = np.empty((op_a.shape[0], op_b.shape[1]), np.float32)
+    out_numba = np.empty_like(out_blas)
+    fns = {"BLAS": lambda: np.matmul(op_a, op_b, out=out_blas)}
+    if mm is not None:
+        fns["numba"] = lambda: mm.matmul(a, b, out_numba, ta, tb, backend="numba")
+    for fn in fns.values():                             # check first, then time
+        fn()
+    ref = op_a.astype(np.float64) @ op_b
+    assert rel_error(out_blas, ref) < 1e-5, label
+    assert mm is None or rel_error(out_numba, ref) < 1e-5, label
+    t, load = bench(fns)
+    loads.append(load)
+    flops = 2 * op_a.shape[0] * op_a.shape[1] * op_b.shape[1]
+    return label, flops, t["BLAS"], t.get("numba", np.nan)
+
+
+square = (f"square {BIG}", False, False, (BIG, BIG), (BIG, BIG))
+mm_rows = [time_product(*p) for p in [*products(N), square]]
+
+print(f"{'product':22s} {'MFLOP':>7s} {'BLAS GFLOP/s':>13s} {'numba GFLOP/s':>14s} "
+      f"{'numba/BLAS time':>16s}")
+for label, flops, tb_, tn in mm_rows:                    # (no numba kernel: nan)
+    print(f"{label:22s} {flops / 1e6:7.1f} {flops / tb_ / 1e9:13.1f} {flops / tn / 1e9:14.1f} "
+          f"{tn / tb_:16.2f}")
+step_mm = mm_rows[:-1]
+BLAS_RATE = sum(r[1] for r in step_mm) / sum(r[2] for r in step_mm)     # FLOP/s at our shapes
+TOP_RATE = mm_rows[-1][1] / mm_rows[-1][2]                                # a big square product
+print(f"all 12 products of a step: BLAS {BLAS_RATE / 1e9:.1f} GFLOP/s"
+      + (f", numba {sum(r[1] for r in step_mm) / sum(r[3] for r in step_mm) / 1e9:.1f} GFLOP/s"
+         if mm is not None else "")
+      + f";  square {BIG}: BLAS {TOP_RATE / 1e9:.1f} GFLOP/s (one thread)")
+if mm is not None:
+    print("shapes for which minivae.kernels.matmul's committed table picks numba over BLAS:",
+          sorted(getattr(mm, "NUMBA_FASTER", ())) or "none")
+
+# %%
+fig, ax = plt.subplots(figsize=(11, 4))
+xs = np.arange(len(mm_rows))
+ax.bar(xs - 0.2, [r[1] / r[2] / 1e9 for r in mm_rows], 0.4, label="BLAS (NumPy @)")
+if mm is not None:
+    ax.bar(xs + 0.2, [r[1] / r[3] / 1e9 for r in mm_rows], 0.4, label="numba blocked kernel")
+ax.set_xticks(xs, [r[0] for r in mm_rows], rotation=60, ha="right", fontsize=8)
+ax.set(ylabel="GFLOP/s", title="every matrix product of a VAE step (batch 128), single thread")
+ax.set_ylim(0, 1.3 * max(r[1] / r[2] / 1e9 for r in mm_rows))
+ax.legend(ncol=2, loc="upper center")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Read the numbers rather than the slogans: the last column is the whole story, shape by
+# shape. A hundred lines of blocked numba get within a small factor of BLAS; that factor is
+# what packing, FMA kernels written in assembly and decades of tuning buy. Products with a
+# side of 20 or 40 give each number loaded less work, and a call's fixed cost counts for
+# more, so both backends tend to run below their rate on the big ones. This is why minivae's
+# layers call `@`, and why `minivae.kernels.matmul` sends a shape to numba only where a
+# benchmark, run side by side on the target machine, measured numba faster (its
+# `NUMBA_FASTER` table, printed above).
+#
+# ## 5. Elementwise work belongs to fused kernels
+#
+# The bias and the ReLU do one or two FLOPs per number: no cache blocking can help, the cost is
+# moving memory. `np.maximum(a + b, 0)` makes a temporary for `a + b`, reads it back, and
+# writes the result to a new array. A fused kernel reads `a` and writes the result in one
+# pass. The backward, `da = dy * (y > 0)` then `da.sum(axis=0)`, makes a boolean mask and `da`,
+# and reads `da` again for the sum; the fused `act_backward_bias` reads `dy` and `y` once,
+# writes `da` and adds into `db` on the way. Bytes moved per element of the $(N, H)$ array:
+#
+# | | NumPy | fused |
+# |---|---|---|
+# | forward | read a 4, write t 4, read t 4, write y 4: **16** | read a 4, write y 4: **8** |
+# | backward | read y 4, write mask 1, read dy 4 + mask 1, write da 4, read da 4: **18** | read dy 4, y 4, write da 4: **12** |
+#
+# plus, for NumPy, the allocation of two new arrays each time. We count the allocations with
+# `tracemalloc` (NumPy reports its arrays to it).
+#
+# Fusion saves passes; whether it saves *time* depends on the loop. minivae's kernels are
+# generic: the activation is an integer argument `kind`, tested inside the loop, so that one
+# compiled kernel serves all six activations. Next to them we time the same two loops written
+# for ReLU alone, whose body is an add, a compare and a select. All three are timed at the
+# layers' output shapes and at one large batch, 4096 x 784, whose arrays no longer fit in the
+# caches.
+
+# %%
+@njit
+def relu_bias_forward(a, b, out):
+    """out = max(a + b, 0), one pass: the ReLU case of bias_act_forward on its own."""
+    for n in range(a.shape[0]):
+        for h in range(a.shape[1]):
+            v = a[n, h] + b[h]
+            out[n, h] = v if v > 0 else 0.0
+    return out
+
+
+@njit
+def relu_backward_bias(dy, y, out, db):
+    """out = dy * [y > 0];  db[h] += sum_n out[n, h]: the ReLU case of act_backward_bias."""
+    for n in range(dy.shape[0]):
+        for h in range(dy.shape[1]):
+            g = dy[n, h] if y[n, h] > 0 else 0.0
+            out[n, h] = g
+            db[h] += g
+    return out
+
+
+def peak_bytes(fn):
+    """Bytes allocated at the peak of fn(), above what was allocated before."""
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak - before
+
+
+WAYS = ("NumPy", "minivae", "ReLU only")
+
+
+def time_fusion(n, h):
+    """Check the fused kernels against NumPy, count allocations, then time all three."""
+    a = rng.standard_normal((n, h), dtype=np.float32)
+    b, dy = rng.standard_normal(h, dtype=np.float32), rng.standard_normal((n, h), dtype=np.float32)
+    y = np.maximum(a + b, 0)                                        # (n, h)
+    da, db = dy * (y > 0), (dy * (y > 0)).sum(axis=0)
+    out, dout, dbo = np.empty_like(a), np.empty_like(a), np.zeros(h, np.float32)
+    fns = {"fwd NumPy": lambda: np.maximum(a + b, 0),
+           "fwd minivae": lambda: A.bias_act_forward(a, b, A.RELU, 0.0, out),
+           "fwd ReLU only": lambda: relu_bias_forward(a, b, out),
+           "bwd NumPy": lambda: (dy * (y > 0)).sum(axis=0),
+           "bwd minivae": lambda: A.act_backward_bias(dy, y, A.RELU, 0.0, dout, dbo),
+           "bwd ReLU only": lambda: relu_backward_bias(dy, y, dout, dbo)}
+    for way in WAYS[1:]:                                 # check before believing the timings
+        dbo[:] = 0
+        fns[f"fwd {way}"](), fns[f"bwd {way}"]()
+        assert rel_error(out, y) < 1e-7 and rel_error(dout, da) < 1e-7, way
+        assert rel_error(dbo, db) < 1e-5, way            # a sum in another order
+    mem = {k: peak_bytes(fn) for k, fn in fns.items()}
+    assert mem["fwd NumPy"] >= 2 * a.nbytes and mem["bwd NumPy"] >= a.nbytes + a.size
+    assert max(mem[f"{p} {w}"] for p in ("fwd", "bwd") for w in WAYS[1:]) < 4096   # no arrays
+    t, _ = bench(fns)
+    return n, h, t, mem
+
+
+fused_rows = [time_fusion(n, h) for n, h in [(N, 400), (N, 40), (N, 784), (4096, 784)]]
+
+print(f"{'(N, H)':>12s} {'':4s} {'NumPy us':>9s} {'GB/s':>5s} {'alloc KB':>8s} |"
+      f" {'minivae us':>10s} {'GB/s':>5s} | {'ReLU only us':>12s} {'GB/s':>5s} | {'alloc KB':>8s}")
+for n, h, t, mem in fused_rows:
+    for p, b_np, b_fu in (("fwd", 16, 8), ("bwd", 18, 12)):
+        tn, tm, tr = (t[f"{p} {w}"] for w in WAYS)
+        print(f"{(n, h)!s:>12s} {p:4s} {tn * 1e6:9.1f} {b_np * n * h / tn / 1e9:5.1f} "
+              f"{mem[f'{p} NumPy'] / 1e3:8.0f} | {tm * 1e6:10.1f} {b_fu * n * h / tm / 1e9:5.1f} | "
+              f"{tr * 1e6:12.1f} {b_fu * n * h / tr / 1e9:5.1f} | {mem[f'{p} minivae'] / 1e3:8.1f}")
+print("us: median CPU microseconds per call;  GB/s: the traffic of the table above / time")
+
+# %% [markdown]
+# The fused kernels allocate no arrays where NumPy allocates two per call, and they make
+# fewer passes. At batch 128 the arrays are a few hundred KB and stay in the L2 cache, so the
+# saved traffic is cache traffic and the fixed cost of a call counts as much as the bytes; at
+# 4096 x 784 every pass goes to main memory, and the number of passes is the time.
+#
+# **Read the two fused columns against each other.** They make the same passes and give the
+# same results (checked above); only the loop body differs. The ReLU-only body is simple
+# enough for LLVM to turn into SIMD instructions, 8 floats at a time. The generic body also
+# holds the branches for tanh, sigmoid and softplus, with their calls to `exp` and `log1p`,
+# chosen by `kind` element by element. Unless the compiler hoists that choice out of the loop,
+# which it does only for small bodies, the loop stays scalar, one element at a time. Where the
+# minivae column is several times slower than the ReLU-only one, that is the reason, and a
+# generic kernel that tests `kind` *once*, then runs a loop written for that activation, keeps
+# both the generality and the speed. Fusion saves passes over memory; it saves time only if
+# the loop that does the one pass is itself fast. Measure the kernel against the NumPy it
+# replaces, as here.
+#
+# ## 6. Where the time of a VAE training step goes
+#
+# minivae's VAE at its classic sizes, 784 - 400 - 20 - 400 - 784 (Bernoulli likelihood,
+# Adam), on a batch of 128 MNIST images. To split a step's time, we write the step out flat,
+# calling the same layers' parameters, kernels and losses in the library's order, with a
+# stopwatch around each operation. First we check that it computes the library's loss and
+# gradients (to float32 rounding; in fact exactly, since it runs the same operations).
+
+# %%
+class Stopwatch:
+    """with sw("name"): ... adds the CPU seconds of the block to sw.t["name"]."""
+
+    def __init__(self):
+        self.t = {"matmul": 0.0, "elementwise": 0.0, "optimizer": 0.0}
+
+    def __call__(self, name):
+        self.name = name
+        return self
+
+    def __enter__(self):
+        self.t0 = time.thread_time()
+
+    def __exit__(self, *exc):
+        self.t[self.name] += time.thread_time() - self.t0
+
+
+def layer_forward(layer, x, sw):
+    with sw("matmul"):
+        a = x @ layer.params["W"]                                      # (N, H)
+    with sw("elementwise"):
+        if isinstance(layer, Dense):
+            return A.bias_act_forward(a, layer.params["b"], layer.kind, layer.slope, a)
+        return a + layer.params["b"]                                   # Linear: no activation
+
+
+def layer_backward(layer, x, y, dy, sw):
+    with sw("elementwise"):
+        if isinstance(layer, Dense):
+            dy = np.ascontiguousarray(dy)
+            da = A.act_backward_bias(dy, y, layer.kind, layer.slope, np.empty_like(dy),
+                                     layer.grads["b"])                 # (N, H)
+        else:
+            da = dy
+            layer.grads["b"] += dy.sum(axis=0)                         # (H,)
+    with sw("matmul"):
+        dW = x.T @ da                                                  # (D, H)
+    with sw("elementwise"):
+        layer.grads["W"] += dW
+    with sw("matmul"):
+        return da @ layer.params["W"].T                                # (N, D)
+
+
+def loss_and_grads_timed(vae, x, eps, sw):
+    """vae.loss(x, eps) then vae.backward(), written out flat, each operation timed."""
+    n, z_dim = x.shape[0], vae.z_dim
+    inputs, outputs, h = [], [], x
+    for layer in vae.encoder.layers:
+        inputs.append(h)
+        h = layer_forward(layer, h, sw)
+        outputs.append(h)
+    with sw("elementwise"):
+        mu, logvar = h[:, :z_dim], h[:, z_dim:]                        # (N, Z) each
+        h = vae.reparam.forward(mu, logvar, eps)                       # (N, Z)
+    for layer in vae.decoder.layers:
+        inputs.append(h)
+        h = layer_forward(layer, h, sw)
+        outputs.append(h)
+    with sw("elementwise"):
+        recon, dout = losses.bernoulli_nll(h, x)                       # (N,), (N, 784)
+        kl, (dmu_kl, dlogvar_kl) = losses.gaussian_kl(mu, logvar)      # (N,), (N, Z) x2
+        w = vae.beta * vae.kl_weight
+        loss = float((recon + w * kl).mean())
+        dy = dout / n
+    layers, k = vae.encoder.layers + vae.decoder.layers, len(vae.encoder.layers)
+    for i in reversed(range(k, len(layers))):                          # decoder, backwards
+        dy = layer_backward(layers[i], inputs[i], outputs[i], dy, sw)
+    with sw("elementwise"):
+        dmu, dlogvar = vae.reparam.backward(dy)                        # (N, Z) x2
+        dmu += (w / n) * dmu_kl
+        dlogvar += (w / n) * dlogvar_kl
+        dy = np.concatenate([dmu, dlogvar], axis=1)                    # (N, 2Z)
+    for i in reversed(range(k)):                                       # encoder, backwards
+        dy = layer_backward(layers[i], inputs[i], outputs[i], dy, sw)
+    return loss
+
+
+x_batch = data.load("mnist", "test").x[:N]                             # (128, 784) in [0, 1]
+vae = VAE(784, hidden=(400,), z_dim=20, rng=0)
+eps = np.random.default_rng(1).standard_normal((N, 20), dtype=np.float32)
+vae.zero_grad()
+loss_lib = vae.loss(x_batch, eps)
+vae.backward()
+grads_lib = {k: g.copy() for k, g in vae.grads.items()}
+vae.zero_grad()
+loss_flat = loss_and_grads_timed(vae, x_batch, eps, Stopwatch())
+err = max(rel_error(grads_lib[k], g) for k, g in vae.grads.items())
+print(f"loss: library {loss_lib:.6f}, written out {loss_flat:.6f};  gradients: max rel. error "
+      f"{err:.1e}")
+assert abs(loss_lib - loss_flat) < 1e-6 * abs(loss_lib) and err < 1e-6   # same operations
+
+# %% [markdown]
+# Now time training steps, alternating the library's own step and the written-out one, and
+# split the time five ways:
+#
+# * **matmul**, **elementwise**: the stopwatches of the written-out step;
+# * **optimizer**: zeroing the gradients and Adam's update of the 8 parameter arrays;
+# * **Python**: the rest of the written-out step, the interpreter running the code between
+#   the operations (slicing, dicts, calls, and the stopwatches themselves);
+# * **checks**: what the library's step costs beyond the written-out one, which skips the
+#   library's input checks (every layer and loss checks the shapes, dtypes and finiteness of
+#   its inputs, a pass over each array).
+
+# %%
+opt = Adam(vae.params, lr=1e-3)
+
+
+def library_step():
+    vae.zero_grad()
+    vae.loss(x_batch)
+    vae.backward()
+    opt.step(vae.grads)
+
+
+def written_out_step():
+    sw = Stopwatch()
+    t0 = time.thread_time()
+    with sw("optimizer"):
+        vae.zero_grad()
+    loss_and_grads_timed(vae, x_batch, None, sw)
+    grads = vae.grads
+    with sw("optimizer"):
+        opt.step(grads)
+    return time.thread_time() - t0, sw.t
+
+
+splits = []
+library_step(), written_out_step()                     # warm up
+for _ in range(STEPS):
+    t0 = time.thread_time()
+    library_step()
+    t_lib = time.thread_time() - t0
+    t_flat, parts = written_out_step()
+    splits.append({**parts, "checks": t_lib - t_flat, "Python": t_flat - sum(parts.values()),
+                   "library step": t_lib})
+split = {k: float(np.median([s[k] for s in splits])) for k in splits[0]}
+t_step = split.pop("library step")
+for k, v in split.items():
+    print(f"{k:12s} {v * 1e3:7.2f} ms  {v / t_step:6.1%}")
+print(f"library step {t_step * 1e3:.2f} ms (median CPU time, one thread); the parts are medians "
+      "too, so they need not add up exactly")
+floor = step_flops / BLAS_RATE
+print(f"the step's products alone, at BLAS's rate from section 4: {floor * 1e3:.2f} ms")
+
+fig, ax = plt.subplots(figsize=(8, 3.8))
+ax.bar(list(split), [max(v, 0) * 1e3 for v in split.values()], color=["C0", "C1", "C2", "C3", "C7"])
+for i, v in enumerate(split.values()):
+    ax.text(i, max(v, 0) * 1e3, f"{v / t_step:.0%}", ha="center", va="bottom")
+ax.axhline(floor * 1e3, color="C0", ls="--", lw=1, label="the products at BLAS's rate (section 4)")
+ax.set(ylabel="ms per step (median CPU time)",
+       title=f"one VAE training step ({t_step * 1e3:.1f} ms): 784-400-20-400-784, batch 128, "
+             "one thread")
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# **FLOPs of a step.** Each of the four layers does $2NDH$ FLOPs forward and twice that
+# backward (for $dW$ and $dx$): $6NDH$, summed over the layers. Put differently, each weight
+# takes part in three products, once per example in each, a multiply and an add: 6 FLOPs per
+# weight per example. The elementwise work, the loss and Adam add $O(N(D + H))$ and
+# $O(\#\text{params})$ operations, a few per cent. (The first layer's $dx$, the gradient with
+# respect to the images, is computed and thrown away: $2NDH$ of that layer's $6NDH$.)
+
+# %%
+n_params = sum(p.size for p in vae.params.values())
+print(f"FLOPs per step: sum of 6 N D H = {step_flops / 1e6:.0f} MFLOP;  6 N x parameters = "
+      f"6 x {N} x {n_params:,} = {6 * N * n_params / 1e6:.0f} MFLOP")
+step_rate = step_flops / t_step
+print(f"the library's step: {t_step * 1e3:.2f} ms -> {step_rate / 1e9:.1f} GFLOP/s, that is "
+      f"{step_rate / BLAS_RATE:.0%} of BLAS's rate on these 12 products "
+      f"({BLAS_RATE / 1e9:.1f} GFLOP/s) and {step_rate / TOP_RATE:.0%} of its rate on a square "
+      f"{BIG} product ({TOP_RATE / 1e9:.1f} GFLOP/s)")
+assert abs(6 * N * n_params - step_flops) < 0.01 * step_flops   # the biases: 0.2 % more
+
+# %% [markdown]
+# Read the bars against the dashed line. The matmul bar should sit near it: the same products,
+# timed inside the step instead of alone. The fraction printed above is the step's
+# efficiency: 100 % would mean the step costs no more than its products. Everything above the
+# line is the rest of the step: elementwise kernels, Adam's pass over 650,000 parameters and
+# its two state arrays, the input checks, the interpreter. That is where a faster step comes
+# from, biggest bar first; on one thread, no change to the rest can make the step faster than
+# the dashed line, and the line itself belongs to BLAS. Python overhead, the usual suspect, is
+# the bar to look at last at batch 128: a few hundred operations per step at a microsecond each.
+# With a batch of 16 the picture changes: the products shrink 8-fold and fixed costs do not.
+#
+# ## Exercise
+#
+# **Write the fused backward of the sigmoid.** For $y = \sigma(a)$, $\sigma'(a) = y(1 - y)$, so
+# the backward of a `Dense` layer with sigmoid activation needs
+# $da = dy \odot y \odot (1 - y)$ and $db = \sum_n da_n$. Write it as one `@njit` kernel,
+# `sigmoid_backward_bias(dy, y, out, db)`, that reads each element once and adds into `db`
+# (like `act_backward_bias`), and check it against the NumPy twin
+# `minivae.kernels.activations.act_backward_bias_np` with `kind = A.SIGMOID`, in float64, to
+# 1e-12. Then time it against the twin and against minivae's generic kernel (no assert: read
+# the ratios, and recall section 5).
+
+# %%
+# Solution.
+@njit
+def sigmoid_backward_bias(dy, y, out, db):
+    """out = dy * y * (1 - y);  db[h] += sum_n out[n, h].   dy, y, out (N, H); db (H,)."""
+    for n in range(dy.shape[0]):
+        for h in range(dy.shape[1]):
+            g = dy[n, h] * y[n, h] * (1.0 - y[n, h])
+            out[n, h] = g
+            db[h] += g
+    return out
+
+
+# %%
+r = np.random.default_rng(7)
+dy_e = r.standard_normal((N, 400))                                    # float64
+y_e = 1 / (1 + np.exp(-r.standard_normal((N, 400))))                  # sigmoid outputs
+db_mine, db_twin = np.zeros(400), np.zeros(400)
+da_mine = sigmoid_backward_bias(dy_e, y_e, np.empty_like(dy_e), db_mine)
+da_twin = A.act_backward_bias_np(dy_e, y_e, A.SIGMOID, 0.0, np.empty_like(dy_e), db_twin)
+errors = (rel_error(da_mine, da_twin), rel_error(db_mine, db_twin))
+print(f"rel. errors da {errors[0]:.1e}, db {errors[1]:.1e}")
+assert max(errors) < 1e-12
+buf, db_buf = np.empty_like(dy_e), np.zeros(400)
+t, _ = bench({"yours": lambda: sigmoid_backward_bias(dy_e, y_e, buf, db_buf),
+              "minivae": lambda: A.act_backward_bias(dy_e, y_e, A.SIGMOID, 0.0, buf, db_buf),
+              "NumPy twin": lambda: A.act_backward_bias_np(dy_e, y_e, A.SIGMOID, 0.0, buf, db_buf)})
+print("median CPU time, float64 (128, 400):  "
+      + ",  ".join(f"{k} {v * 1e6:.1f} us" for k, v in t.items()))
+
+# %% [markdown]
+# ## Summary
+#
+# * Time honestly: print the thread settings; check results before timing; interleave the
+#   competitors and keep medians. On a shared machine trust ratios measured side by side and
+#   the CPU time of single-threaded runs, not absolute wall-clock times, and don't assume
+#   that more threads help.
+# * Pure Python costs of the order of a hundred nanoseconds per multiply-add, thousands of
+#   times BLAS's rate. Array-at-a-time NumPy takes the interpreter out of the inner loop but
+#   still makes a pass over memory per step of the outer one.
+# * Matrix products reuse each number many times; BLAS's blocking, packing, SIMD and
+#   per-processor tuning turn that reuse into FLOPs. A plain blocked numba kernel gets within
+#   a small factor, and the table says how small at each shape.
+# * Elementwise work is memory traffic: fuse it into one pass without temporaries, and keep
+#   the fused loop simple enough for the compiler to vectorize.
+# * A VAE step is 6 FLOPs per weight per example, almost all of them in BLAS; their time at
+#   BLAS's rate is the step's floor. Everything above the floor (elementwise kernels, the
+#   optimizer, checks, Python) is where a faster step comes from: measure it, bar by bar.
