@@ -1,0 +1,315 @@
+"""Run folders and checkpoints: what a training run leaves on disk, written so that nothing is lost.
+
+A run folder holds
+    config.json      the model's config, the data set's name and the training settings (readable)
+    checkpoint.npz   parameters, optimizer state, RNG states, progress and the metrics history
+    metrics.jsonl    one JSON line per finished epoch, rewritten from the checkpoint's history
+    evaluation.json, figures/    written by `minivae train` at the end, and by `minivae figures`
+
+checkpoint.npz is a zip of .npy arrays and nothing else, read with ``allow_pickle=False``:
+    "meta"          uint8 (bytes,): UTF-8 JSON {"format", "version", "run", "progress", "rng",
+                    "history"}; ``run`` is what config.json holds
+    "param.<name>"  one array per model parameter, e.g. "param.encoder.0.W"
+    "optim.<name>"  the optimizer's ``state_dict()``, e.g. "optim.t", "optim.m.encoder.0.W"
+Loading never unpickles and never runs code: a file that is not such a zip, holds an object
+array, comes from a newer format, or does not match the model its config describes is refused
+with a CheckpointError that says why.
+
+Every file is written atomically: into a temporary file in the same folder, flushed and
+fsynced, then moved over the old one with os.replace and the folder fsynced. A crash or a
+Ctrl-C during a write leaves the previous file whole.
+"""
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from minivae.errors import InputError, MinivaeError
+from minivae.models import build
+
+FORMAT, VERSION = "minivae-checkpoint", 1     # bump VERSION when the layout changes
+RUN_FORMAT = "minivae-run"                    # the "format" of config.json (same VERSION)
+CONFIG, CHECKPOINT, METRICS = "config.json", "checkpoint.npz", "metrics.jsonl"
+META_KEYS = ("format", "version", "run", "progress", "rng", "history")
+
+
+class CheckpointError(MinivaeError):
+    """A run folder or checkpoint cannot be read or written; the message says which and why."""
+
+
+# ---- atomic writes ----
+
+def _write_all(f, data):
+    """Write ``data`` to the open file ``f`` (a seam: tests make it fail half-way)."""
+    f.write(data)
+
+
+def _fsync_dir(folder):
+    """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path, data):
+    """Replace the file ``path`` by ``data`` (bytes or str): all of it or, on failure, none."""
+    path = Path(path)
+    data = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise CheckpointError(f"cannot write {path}: {e}") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):                # mkstemp makes 0600; keep the usual mode
+                os.fchmod(f.fileno(), mode)
+            _write_all(f, data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        _fsync_dir(path.parent)
+    except OSError as e:
+        raise CheckpointError(f"cannot write {path}: {e}; the previous version of the file, "
+                              "if any, is unchanged") from e
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def write_json(path, obj):
+    atomic_write(path, json.dumps(obj, indent=2) + "\n")
+
+
+def write_metrics(run_dir, history):
+    """metrics.jsonl: one line per finished epoch, rewritten whole (never half a line)."""
+    atomic_write(Path(run_dir) / METRICS, "".join(json.dumps(row) + "\n" for row in history))
+
+
+def read_config(run_dir):
+    """The run description in config.json: {"model", "data", "train", ...}."""
+    path = Path(run_dir) / CONFIG
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{run_dir} is not a minivae run folder (it has no {CONFIG})") \
+            from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"cannot read {path}: {e}") from e
+    if not isinstance(cfg, dict) or cfg.get("format") != RUN_FORMAT:
+        raise CheckpointError(f"{path} is not a minivae run config (no format {RUN_FORMAT!r})")
+    _version_ok(cfg.get("version"), path)
+    _check_run(cfg, path)
+    return cfg
+
+
+def _check_run(run, where):
+    ok = (isinstance(run, dict) and isinstance(run.get("model"), dict)
+          and isinstance(run["model"].get("model"), str) and isinstance(run.get("data"), str)
+          and isinstance(run.get("train"), dict))
+    if not ok:
+        raise CheckpointError(f"{where}: the run description lacks its model, data or train "
+                              "settings; the file is damaged or not from minivae")
+
+
+def _version_ok(version, where):
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{where}: no valid format version ({version!r})")
+    if version > VERSION:
+        raise CheckpointError(f"{where} was written by a newer minivae (format version "
+                              f"{version}; this one reads up to {VERSION}); upgrade minivae "
+                              "to read it")
+
+
+# ---- checkpoints ----
+
+def save(path, model, optimizer, meta):
+    """Write model.params, optimizer.state_dict() (optimizer may be None) and ``meta`` to path.
+
+    ``meta`` holds "run", "progress", "rng" and "history"; format and version are added here.
+    """
+    meta = {"format": FORMAT, "version": VERSION, **meta}
+    text = json.dumps(meta, allow_nan=False)
+    arrays = {"meta": np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}
+    arrays.update({f"param.{k}": v for k, v in model.params.items()})
+    if optimizer is not None:
+        arrays.update({f"optim.{k}": v for k, v in optimizer.state_dict().items()})
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write(path, buf.getvalue())
+
+
+def load(path):
+    """-> (params, optim, meta): two dicts of arrays and the JSON metadata, checked for form.
+
+    Whether the arrays fit the model is checked by ``restore_model``/``restore_optimizer``.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"no checkpoint at {path}") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e}") from e
+    bad = f"{path} is not a minivae checkpoint"
+    if not data.startswith(b"PK\x03\x04"):
+        raise CheckpointError(f"{bad}: it is not a .npz (zip) file (empty, truncated at the "
+                              "start, or another kind of file)")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            for info in z.infolist():          # no compression: sizes are bounded by the file
+                if info.compress_type != zipfile.ZIP_STORED or info.file_size > len(data):
+                    raise CheckpointError(f"{bad}: member {info.filename!r} is compressed or "
+                                          "larger than the file")
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except CheckpointError:
+        raise
+    except ValueError as e:
+        if "pickle" in str(e) or "Object arrays" in str(e):
+            raise CheckpointError(f"{bad}: it holds pickled Python objects, which minivae never "
+                                  "writes and will not load (they could run code)") from None
+        raise CheckpointError(f"{bad}: {e} (truncated or damaged?)") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, MemoryError) as e:
+        raise CheckpointError(f"{bad}: {type(e).__name__}: {e} (truncated or damaged?)") \
+            from None
+    meta = _read_meta(arrays.pop("meta", None), bad, path)
+    params, optim = {}, {}
+    for k, v in arrays.items():
+        group, _, name = k.partition(".")
+        if group not in ("param", "optim") or not name:
+            raise CheckpointError(f"{bad}: unexpected array {k!r}")
+        if v.dtype.kind not in "fiu":
+            raise CheckpointError(f"{bad}: array {k!r} has dtype {v.dtype}, expected numbers")
+        (params if group == "param" else optim)[name] = v
+    return params, optim, meta
+
+
+def _read_meta(raw, bad, path):
+    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+        raise CheckpointError(f"{bad}: it has no 'meta' record")
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{bad}: its metadata is not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{bad}: its metadata has no format tag {FORMAT!r}")
+    _version_ok(meta.get("version"), path)
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        raise CheckpointError(f"{bad}: its metadata lacks {', '.join(missing)}")
+    _check_run(meta["run"], path)
+    prog, history, partial = meta["progress"], meta["history"], None
+    ok = (isinstance(prog, dict) and _count(prog.get("epoch")) and _count(prog.get("batch"))
+          and isinstance(history, list) and len(history) == prog["epoch"]
+          and all(isinstance(row, dict) for row in history) and isinstance(meta["rng"], dict))
+    if ok and prog["batch"] > 0:                     # a mid-epoch checkpoint: partial sums
+        partial = prog.get("partial")
+        ok = (isinstance(partial, dict) and isinstance(partial.get("sums"), dict)
+              and all(_number(v) for v in partial["sums"].values())
+              and _number(partial.get("seconds")))
+    if not ok:
+        raise CheckpointError(f"{bad}: its progress, RNG or history records are malformed")
+    return meta
+
+
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _count(v):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def restore_model(params, meta, path, rng=None):
+    """Build the model that ``meta["run"]["model"]`` describes and copy ``params`` into it."""
+    try:
+        model = build(meta["run"]["model"], rng=rng)
+    except (MinivaeError, TypeError, ValueError, MemoryError) as e:
+        raise CheckpointError(f"{path}: cannot rebuild the model from its saved config: {e}") \
+            from None
+    want = model.params
+    if set(params) != set(want):
+        raise CheckpointError(f"{path}: its parameters do not match a "
+                              f"{meta['run']['model']['model']} model (differing names: "
+                              f"{sorted(set(params) ^ set(want))[:6]})")
+    for k, p in want.items():
+        a = params[k]
+        if a.shape != p.shape or a.dtype != p.dtype:
+            raise CheckpointError(f"{path}: parameter {k!r} is {a.dtype} {a.shape}, the model "
+                                  f"needs {p.dtype} {p.shape}")
+        if not np.isfinite(a).all():
+            raise CheckpointError(f"{path}: parameter {k!r} holds NaN or infinity")
+        p[...] = a                                   # in place: layers keep their arrays
+    return model
+
+
+def restore_optimizer(optimizer, optim, path):
+    """Copy the saved optimizer state into ``optimizer`` (built on the restored model)."""
+    state = {k: v for k, v in optim.items()}
+    try:
+        optimizer.load_state_dict(state)
+    except (InputError, KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: its optimizer state does not fit: {e}") from None
+
+
+def set_rng_state(gen, state, what, path):
+    """Put a Generator back where a checkpoint left it (``bit_generator.state`` is JSON)."""
+    try:
+        if state.get("bit_generator") != type(gen.bit_generator).__name__:
+            raise ValueError(f"it is a {state.get('bit_generator')!r} state")
+        gen.bit_generator.state = state
+    except (AttributeError, TypeError, ValueError, OverflowError) as e:
+        raise CheckpointError(f"{path}: cannot restore the {what} random generator: {e}") \
+            from None
+
+
+def load_model(run_dir):
+    """The model saved in a run folder, and the checkpoint's metadata.   -> (model, meta)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"no run folder at {run_dir}")
+    path = run_dir / CHECKPOINT
+    if not path.exists():
+        raise CheckpointError(f"{run_dir} has no {CHECKPOINT} yet (training stopped before the "
+                              f"end of its first epoch?); continue it with `minivae train "
+                              f"--resume --out {run_dir}`")
+    params, _, meta = load(path)
+    model = restore_model(params, meta, path)
+    if meta["rng"].get("model") is not None and getattr(model, "rng", None) is not None:
+        set_rng_state(model.rng, meta["rng"]["model"], "model", path)
+    return model, meta
+
+
+@contextlib.contextmanager
+def locked(run_dir):
+    """Hold an exclusive lock on the run folder: a second process training it is refused."""
+    try:
+        import fcntl
+    except ImportError:                              # not POSIX: no lock
+        yield
+        return
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise CheckpointError(f"another minivae process is training in {run_dir}; wait for "
+                                  "it to finish or stop it first") from None
+        yield
+    finally:
+        os.close(fd)

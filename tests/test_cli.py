@@ -1,0 +1,244 @@
+"""The `minivae` command line: help everywhere, one-line errors, and a tiny run end to end."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numba
+import pytest
+
+from minivae import checkpoint as ckpt
+from minivae import data
+from minivae.cli import main
+from minivae.data import download
+from minivae.models import VAE
+
+SUBCOMMANDS = [[], ["train"], ["evaluate"], ["sample"], ["figures"], ["data"], ["data", "list"],
+               ["data", "fetch"]]
+TINY = ["--data", "sprites", "--epochs", "1", "--hidden", "16", "--latent", "2",
+        "--batch-size", "128", "--quiet", "--iwae-k", "2"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _small_sprites():
+    """Every 16th sprites image (432 train, 48 test; all shapes, all positions), so that the
+    runs below take seconds, also with NUMBA_DISABLE_JIT=1. The command line goes through
+    minivae.data.load as usual; only the arrays are smaller."""
+    load = data.load
+
+    def small(name, split="train"):
+        d = load(name, split)
+        if name != "sprites":
+            return d
+        keep = slice(None, None, 16)
+        return dataclasses.replace(d, x=d.x[keep].copy(), y=d.y[keep].copy(),
+                                   factors=d.factors[keep].copy())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(data, "load", small)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _one_numba_thread():
+    """These models are tiny: numba's thread pool would cost more than it saves, and much
+    more on a busy machine."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(before)
+
+
+def _one_error_line(capsys, code, expected=1):
+    """Assert exit status `expected` and exactly one `minivae: error:` line on stderr."""
+    err = capsys.readouterr().err
+    assert code == expected, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("minivae: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS, ids=" ".join)
+def test_help_works_for_every_subcommand(command, capsys):
+    assert main([*command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: minivae") and "--help" in out
+
+
+@pytest.mark.parametrize("argv, words", [
+    ([], "required"),
+    (["frobnicate"], "invalid choice"),
+    (["train", "--epochs", "0"], "--epochs"),
+    (["train", "--lr", "-1"], "--lr"),
+    (["train", "--lr", "nan"], "--lr"),
+    (["train", "--batch-size", "many"], "integer"),
+    (["train", "--data", "cifar"], "invalid choice"),
+    (["train", "--likelihood", "poisson"], "--likelihood"),
+    (["train", "--hidden"], "--hidden"),
+    (["sample", "run", "--n", "0"], "--n"),
+    (["evaluate"], "RUN"),
+    (["data", "fetch", "imagenet"], "invalid choice"),
+])
+def test_bad_command_lines_give_one_line(argv, words, capsys):
+    line = _one_error_line(capsys, main(argv), expected=2)
+    assert words in line
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "--model", "vae", "--noise", "masking"], "--noise does not apply"),
+    (["train", "--model", "pca", "--epochs", "3"], "--epochs does not apply"),
+    (["train", "--model", "ae", "--likelihood", "gaussian-learned"], "autoencoder"),
+    (["train", "--resume"], "--resume needs --out"),
+    (["train", "--resume", "--out", "{tmp}/nowhere"], "no run folder"),
+    (["evaluate", "{tmp}/nowhere"], "no run folder"),
+    (["sample", "{tmp}"], "no checkpoint.npz"),
+    (["figures", "{tmp}/nowhere"], "no run folder"),
+])
+def test_user_errors_give_one_line(argv, words, tmp_path, capsys):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert words in _one_error_line(capsys, main(argv))
+
+
+def test_offline_fetch_gives_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MINIVAE_DATA_MIRROR", str(tmp_path / "mirror"))
+    monkeypatch.setenv("MINIVAE_DATA_DIR", str(tmp_path / "data"))
+
+    def offline(url, timeout=None):
+        raise OSError("Network is unreachable")
+    monkeypatch.setattr(download, "_open_url", offline)
+    line = _one_error_line(capsys, main(["data", "fetch", "mnist"]))
+    assert "MINIVAE_DATA_MIRROR" in line
+    line = _one_error_line(capsys, main(["train", "--data", "mnist", "--out",
+                                         str(tmp_path / "run"), "--quiet"]))
+    assert "could not be downloaded" in line
+
+
+def test_data_list(capsys):
+    assert main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "sprites" in out and "mnist" in out and "generated" in out
+    assert main(["data", "fetch", "sprites"]) == 0
+    assert "nothing to download" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A one-epoch VAE on sprites made by `minivae train` (16 hidden units, 2 latents),
+    without --out: it lands in ./runs/vae-sprites."""
+    cwd = tmp_path_factory.mktemp("cli")
+    before = numba.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(cwd)
+        numba.set_num_threads(1)
+        assert main(["train", *TINY]) == 0
+        numba.set_num_threads(before)
+    assert [p.name for p in (cwd / "runs").iterdir()] == ["vae-sprites"]
+    return cwd / "runs" / "vae-sprites"
+
+
+def test_train_writes_a_complete_run_folder(tiny_run):
+    names = {p.name for p in tiny_run.iterdir()}
+    assert {"config.json", "checkpoint.npz", "metrics.jsonl", "evaluation.json",
+            "figures"} <= names
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert config["model"]["hidden"] == [16] and config["data"] == "sprites"
+    assert config["train"]["epochs"] == 1 and config["version"] == ckpt.VERSION
+    row = json.loads((tiny_run / "metrics.jsonl").read_text())
+    assert {"epoch", "train_loss", "test_loss", "epoch_seconds"} <= set(row)
+    assert any((tiny_run / "figures").glob("*.png"))
+
+
+def test_evaluate_json_and_table(tiny_run, capsys):
+    assert main(["evaluate", str(tiny_run), "--iwae-k", "3", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["nll"] <= m["nelbo"] + 1.0 and m["iwae_k"] == 3
+    assert len(m["kl_per_dim"]) == 2 and len(m["variance_law"]) == 2
+    assert 0 <= m["active_units"] <= 2
+    assert main(["evaluate", str(tiny_run), "--iwae-k", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "negative ELBO" in out and "active units" in out and "mean sigma^2" in out
+    assert "sprites" in _one_error_line(capsys, main(["evaluate", str(tiny_run), "--split",
+                                                      "valid"]))
+
+
+def test_sample_and_figures(tiny_run, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert main(["sample", str(tiny_run), "--n", "4", "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert main(["figures", str(tiny_run)]) == 0
+    assert "reconstructions.png" in capsys.readouterr().out
+
+
+def test_existing_run_folder_is_refused_without_resume(tiny_run, capsys):
+    before = (tiny_run / "checkpoint.npz").read_bytes()
+    line = _one_error_line(capsys, main(["train", *TINY, "--out", str(tiny_run)]))
+    assert "--resume" in line
+    assert (tiny_run / "checkpoint.npz").read_bytes() == before
+    line = _one_error_line(capsys, main(["train", "--resume", "--out", str(tiny_run),
+                                         "--hidden", "32"]))
+    assert "--hidden 32 differs" in line
+
+
+def test_resume_trains_on(tiny_run, capsys):
+    assert main(["train", "--resume", "--out", str(tiny_run), "--epochs", "2", "--quiet",
+                 "--iwae-k", "0", "--no-figures"]) == 0
+    rows = (tiny_run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows] == [1, 2]
+    assert main(["train", "--resume", "--out", str(tiny_run), "--quiet"]) == 0
+    assert "nothing to do" in capsys.readouterr().err
+    line = _one_error_line(capsys, main(["train", "--resume", "--out", str(tiny_run),
+                                         "--epochs", "1"]))
+    assert "fewer than the 2 epochs" in line
+
+
+def test_corrupt_checkpoint_gives_one_line(tmp_path, tiny_run, capsys):
+    run = tmp_path / "copy"
+    run.mkdir()
+    (run / "config.json").write_bytes((tiny_run / "config.json").read_bytes())
+    (run / "checkpoint.npz").write_bytes((tiny_run / "checkpoint.npz").read_bytes()[:5000])
+    line = _one_error_line(capsys, main(["evaluate", str(run)]))
+    assert "not a minivae checkpoint" in line
+
+
+def test_divergence_and_ctrl_c_exit_non_zero(tmp_path, monkeypatch, capsys):
+    argv = ["train", *TINY, "--optimizer", "sgd", "--lr", "1e6", "--out", str(tmp_path / "a")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("minivae: error: training diverged")
+    assert "Traceback" not in err and not (tmp_path / "a" / "checkpoint.npz").exists()
+
+    def interrupted(self, x, eps=None):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(VAE, "loss", interrupted)
+    assert main(["train", *TINY, "--out", str(tmp_path / "b")]) == 130
+    err = capsys.readouterr().err
+    assert "--resume" in err.splitlines()[-1] and "Traceback" not in err
+
+
+def test_pca_run(tmp_path, capsys):
+    run = tmp_path / "pca"
+    assert main(["train", "--model", "pca", "--latent", "3", "--quiet", "--no-figures",
+                 "--out", str(run)]) == 0
+    assert main(["evaluate", str(run), "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["model"] == "pca" and m["mse"] > 0 and "nll" not in m
+    assert "no prior" in _one_error_line(capsys, main(["sample", str(run)]))
+
+
+def _python_m(*args):
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "minivae", *args], capture_output=True,
+                          text=True, env=env, timeout=300, check=False)
+
+
+@pytest.mark.parametrize("args, code", [(["--help"], 0), (["train", "--epochs", "0"], 2),
+                                        (["evaluate", "/nonexistent/run"], 1)])
+def test_python_m_minivae(args, code):
+    p = _python_m(*args)
+    assert p.returncode == code, p.stderr
+    if code:
+        assert p.stderr.startswith("minivae: error: ") and len(p.stderr.splitlines()) == 1
+    else:
+        assert "train" in p.stdout and "evaluate" in p.stdout

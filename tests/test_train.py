@@ -1,0 +1,214 @@
+"""The training loop: resuming is bit-exact, Ctrl-C and divergence keep what was made."""
+
+import json
+import signal
+
+import numba
+import numpy as np
+import pytest
+
+from minivae import checkpoint as ckpt
+from minivae import train as T
+from minivae.data import Dataset
+from minivae.errors import InputError
+from minivae.models import VAE
+
+VAE_CONFIG = {"model": "vae", "x_dim": 16, "hidden": [8], "z_dim": 2}
+
+
+@pytest.fixture(autouse=True)
+def _one_numba_thread():
+    """These models are tiny: numba's thread pool would cost more than it saves, and much
+    more on a busy machine."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """(train, test) Datasets of 16-pixel images in [0, 1]: 200 and 40 examples."""
+    rng = np.random.default_rng(0)
+    x = rng.random((240, 16), dtype=np.float32)
+    return (Dataset(x[:200].copy(), None, (4, 4), "toy", "train"),
+            Dataset(x[200:].copy(), None, (4, 4), "toy", "test"))
+
+
+def _run(tmp_path, name, toy, model=VAE_CONFIG, **cfg):
+    cfg = {"epochs": 3, "batch_size": 32, **cfg}
+    run_dir = T.create_run(tmp_path / name, model, "toy", T.TrainConfig(**cfg))
+    return run_dir
+
+
+def _same(a, b):
+    """Assert two run folders hold identical parameters, optimizer state, RNGs and metrics."""
+    pa, oa, ma = ckpt.load(a / ckpt.CHECKPOINT)
+    pb, ob, mb = ckpt.load(b / ckpt.CHECKPOINT)
+    assert pa.keys() == pb.keys() and oa.keys() == ob.keys()
+    for k in pa:
+        assert np.array_equal(pa[k], pb[k]), k              # bit for bit
+    for k in oa:
+        assert np.array_equal(oa[k], ob[k]), k
+    assert ma["rng"] == mb["rng"] and ma["progress"] == mb["progress"]
+    strip = [[{k: v for k, v in row.items() if k != "epoch_seconds"} for row in m["history"]]
+             for m in (ma, mb)]
+    assert strip[0] == strip[1]
+    lines = [json.loads(s) for s in (b / ckpt.METRICS).read_text().splitlines()]
+    assert [row["epoch"] for row in lines] == list(range(1, len(ma["history"]) + 1))
+
+
+@pytest.mark.parametrize("options", [{}, {"warmup": 2, "binarize": "dynamic"},
+                                     {"optimizer": "sgd", "lr": 0.05}])
+def test_resumed_run_ends_bit_identical(tmp_path, toy, options):
+    straight = _run(tmp_path, "straight", toy, **options)
+    history = T.train(straight, datasets=toy, verbose=False)
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert {"train_loss", "test_loss", "epoch_seconds", "train_recon", "train_kl",
+            "test_recon", "test_kl"} <= set(history[-1])
+    resumed = _run(tmp_path, "resumed", toy, **{**options, "epochs": 1})
+    T.train(resumed, datasets=toy, verbose=False)
+    T.train(resumed, datasets=toy, verbose=False, epochs=3)
+    _same(straight, resumed)
+    if options.get("warmup"):
+        assert [row["kl_weight"] for row in history] == [0.5, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("model", [
+    {"model": "ae", "x_dim": 16, "hidden": [8], "z_dim": 2},
+    {"model": "dae", "x_dim": 16, "hidden": [8], "z_dim": 2, "noise": "masking"},
+    {"model": "linear-ae", "x_dim": 16, "z_dim": 2}])
+def test_other_models_train_and_resume(tmp_path, toy, model):
+    straight = _run(tmp_path, "straight", toy, model, epochs=2)
+    history = T.train(straight, datasets=toy, verbose=False)
+    assert history[1]["train_loss"] < history[0]["train_loss"] * 1.5
+    resumed = _run(tmp_path, "resumed", toy, model, epochs=1)
+    T.train(resumed, datasets=toy, verbose=False)
+    T.train(resumed, datasets=toy, verbose=False, epochs=2)
+    _same(straight, resumed)
+
+
+def test_pca_is_fitted_and_saved(tmp_path, toy):
+    run_dir = _run(tmp_path, "pca", toy, {"model": "pca", "n_components": 3, "x_dim": 16})
+    history = T.train(run_dir, datasets=toy, verbose=False)
+    assert len(history) == 1 and history[0]["test_loss"] > 0
+    model, _ = ckpt.load_model(run_dir)
+    assert model.components_.shape == (3, 16) and np.abs(model.components_).sum() > 0
+    assert T.train(run_dir, datasets=toy, verbose=False) == history     # nothing more to do
+
+
+def _interrupt_at(monkeypatch, call, how):
+    """Make the `call`-th VAE.loss call deliver Ctrl-C: a real SIGINT, or a bare raise."""
+    calls, original = [0], VAE.loss
+
+    def loss(self, x, eps=None):
+        calls[0] += 1
+        if calls[0] == call:
+            if how == "raise":
+                raise KeyboardInterrupt
+            for _ in range(2 if how == "twice" else 1):
+                signal.raise_signal(signal.SIGINT)
+        return original(self, x, eps)
+    monkeypatch.setattr(VAE, "loss", loss)
+
+
+def test_ctrl_c_saves_mid_epoch_and_resume_is_bit_identical(tmp_path, toy, monkeypatch):
+    straight = _run(tmp_path, "straight", toy, binarize="dynamic")
+    T.train(straight, datasets=toy, verbose=False)
+    stopped = _run(tmp_path, "stopped", toy, binarize="dynamic")
+    _interrupt_at(monkeypatch, 7 + 3 + 1, "signal")     # epoch 1 (7 batches, 1 test pass) + 3
+    with pytest.raises(T.TrainingInterrupted, match=r"saved a checkpoint \(epoch 2, after batch 3"):
+        T.train(stopped, datasets=toy, verbose=False)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler restored
+    _, _, meta = ckpt.load(stopped / ckpt.CHECKPOINT)
+    assert meta["progress"]["epoch"] == 1 and meta["progress"]["batch"] == 3
+    assert len((stopped / ckpt.METRICS).read_text().splitlines()) == 1     # whole epochs only
+    monkeypatch.undo()
+    T.train(stopped, datasets=toy, verbose=False)
+    _same(straight, stopped)
+
+
+@pytest.mark.parametrize("how", ["raise", "twice"])
+def test_hard_interrupt_keeps_last_checkpoint_and_resumes(tmp_path, toy, monkeypatch, how):
+    straight = _run(tmp_path, "straight", toy)
+    T.train(straight, datasets=toy, verbose=False)
+    stopped = _run(tmp_path, "stopped", toy)
+    _interrupt_at(monkeypatch, 7 + 1 + 3, how)
+    with pytest.raises(T.TrainingInterrupted, match=r"at once.*end of epoch 1"):
+        T.train(stopped, datasets=toy, verbose=False)
+    assert ckpt.load(stopped / ckpt.CHECKPOINT)[2]["progress"] == {"epoch": 1, "batch": 0}
+    monkeypatch.undo()
+    T.train(stopped, datasets=toy, verbose=False)
+    _same(straight, stopped)
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, toy):
+    run_dir = _run(tmp_path, "run", toy, optimizer="sgd", lr=1e-2, epochs=1)
+    T.train(run_dir, datasets=toy, verbose=False)
+    good = ckpt.load(run_dir / ckpt.CHECKPOINT)
+    with pytest.raises(T.TrainingDiverged) as info:
+        T.train(run_dir, datasets=toy, verbose=False, epochs=3, lr=1e6)
+    msg = str(info.value)
+    assert "diverged" in msg and "--lr" in msg and "warm-up" in msg and "[0, 1]" in msg
+    assert "end of epoch 1" in msg
+    params, _, meta = ckpt.load(run_dir / ckpt.CHECKPOINT)
+    assert meta["progress"]["epoch"] == 1
+    assert all(np.array_equal(params[k], good[0][k]) for k in params)
+    assert len((run_dir / ckpt.METRICS).read_text().splitlines()) == 1
+    T.train(run_dir, datasets=toy, verbose=False, epochs=2, lr=1e-2)      # recovers
+    assert ckpt.load(run_dir / ckpt.CHECKPOINT)[2]["progress"]["epoch"] == 2
+
+
+def test_divergence_in_the_first_epoch_saves_nothing(tmp_path, toy):
+    run_dir = _run(tmp_path, "run", toy, optimizer="sgd", lr=1e6)
+    with pytest.raises(T.TrainingDiverged, match="no checkpoint had been saved yet"):
+        T.train(run_dir, datasets=toy, verbose=False)
+    assert not (run_dir / ckpt.CHECKPOINT).exists()
+
+
+def test_half_written_metrics_are_repaired_on_resume(tmp_path, toy):
+    run_dir = _run(tmp_path, "run", toy, epochs=2)
+    T.train(run_dir, datasets=toy, verbose=False)
+    with open(run_dir / ckpt.METRICS, "a") as f:
+        f.write('{"epoch": 1, "train_lo')                  # as if a crash cut a line
+    T.train(run_dir, datasets=toy, verbose=False, epochs=3)
+    rows = [json.loads(s) for s in (run_dir / ckpt.METRICS).read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+
+
+def test_test_loss_uses_a_sampled_z(tmp_path, toy):
+    run_dir = _run(tmp_path, "run", toy, epochs=1)
+    row = T.train(run_dir, datasets=toy, verbose=False)[0]
+    model, _ = ckpt.load_model(run_dir)
+    x = toy[1].x
+    mu_only = model.loss(x, eps=np.zeros((len(x), 2), np.float32))
+    assert row["test_loss"] != pytest.approx(mu_only, rel=1e-6)
+    eps = np.random.default_rng(np.random.SeedSequence(0, spawn_key=(2, 1))).standard_normal(
+        (len(x), 2), dtype=np.float32)
+    assert row["test_loss"] == pytest.approx(model.loss(x, eps=eps), rel=1e-6)
+
+
+def test_run_folders_are_never_overwritten(tmp_path, toy):
+    run_dir = _run(tmp_path, "run", toy)
+    with pytest.raises(ckpt.CheckpointError, match="--resume"):
+        _run(tmp_path, "run", toy)
+    (tmp_path / "empty").mkdir()
+    _run(tmp_path, "empty", toy)                            # an empty folder is fine
+    names = [T.fresh_run_dir(tmp_path / "runs", "vae", "toy").name for _ in range(3)]
+    assert names == ["vae-toy", "vae-toy-2", "vae-toy-3"]
+    assert run_dir.is_dir()
+
+
+def test_settings_are_checked(tmp_path, toy):
+    for bad in [{"epochs": 0}, {"lr": -1.0}, {"lr": float("nan")}, {"batch_size": 0},
+                {"optimizer": "rmsprop"}, {"binarize": "static"}, {"warmup": -1}]:
+        with pytest.raises(InputError):
+            _run(tmp_path, "bad", toy, **bad)
+    assert not (tmp_path / "bad").exists()
+    run_dir = _run(tmp_path, "ae", toy, {"model": "ae", "x_dim": 16, "hidden": [8], "z_dim": 2},
+                   warmup=2)
+    with pytest.raises(InputError, match="warmup"):
+        T.train(run_dir, datasets=toy, verbose=False)
+    wrong = (Dataset(np.zeros((4, 9), np.float32), None, (3, 3), "toy", "train"),) * 2
+    with pytest.raises(InputError, match="16 inputs"):
+        T.train(_run(tmp_path, "vae", toy), datasets=wrong, verbose=False)
