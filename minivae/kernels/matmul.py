@@ -1,0 +1,237 @@
+"""Blocked matrix products for a dense layer: out = A @ B, A.T @ B and A @ B.T.
+
+A dense layer y = x @ W needs three products per step (N batch, D in, H out):
+
+    forward    y  = x  @ W      (N, D) @ (D, H) -> (N, H)    matmul_nn(x, W, y)
+    backward   dW = x.T @ dy    (D, N) @ (N, H) -> (D, H)    matmul_tn(x, dy, dW)
+               dx = dy @ W.T    (N, H) @ (H, D) -> (N, D)    matmul_nt(dy, W, dx)
+
+Each numba kernel sits beside its NumPy twin (``matmul_nn_np`` ...), one call to
+BLAS, which is its specification. ``matmul`` picks one of the two per shape.
+
+How the numba kernel works.  Row i of out is a weighted sum of the rows of B:
+
+    out[i, :] = sum_k A[i, k] * B[k, :]
+
+so the innermost loop runs along a row (j), contiguous in B and in out, and LLVM
+turns it into SIMD instructions (8 float32 per AVX2 register) with no fastmath:
+the sum over k is still added in order, one k after another. Three levels of
+blocking feed that loop:
+  - registers: 4 rows of out and 2 values of k per pass (``_rows4``), so each
+    value of B loaded is used 4 times and each value of out loaded and stored
+    covers 2 products;
+  - cache: B is walked in blocks of KB rows x NB columns (256 KB in float32, in
+    a core's L2) while a stripe of MB rows of out sweeps over the block, its sums
+    kept in a scratch block aligned to 64-byte cache lines;
+  - threads: out is cut into stripes of MB rows, shared out among numba's threads.
+Because every out[i, j] is summed in plain k order, ((c + a0*b0) + a1*b1) + ...,
+the result does not depend on the block sizes or the number of threads.
+
+``A`` is only ever read one number at a time, so A.T @ B is the same kernel
+given the view ``a.T``. Operands whose rows are not contiguous are copied first,
+``out`` may have any strides, and A @ B.T first copies B.T into a C-contiguous
+scratch array (O(K N), against the product's O(M K N)).
+
+Which backend.  ``matmul`` looks the shape up in ``NUMBA_FASTER``, a small table
+of the shapes at which ``benchmarks/matmul_shapes.py`` measured the numba kernel
+faster than NumPy's BLAS (median of interleaved runs); every other shape goes to
+BLAS. A committed table, not a calibration at import, because (1) timings on a
+small shared machine swing by 2x when another process wakes up, so a one-shot
+calibration would pick at random, (2) the first call of a numba kernel compiles
+it, and (3) the two backends round differently, so results would change from
+run to run. Re-measure on new hardware with ``--emit-table`` and paste the
+result below. ``MINIVAE_MATMUL=numpy|numba`` (or ``backend=``) forces a backend.
+"""
+
+import os
+
+import numpy as np
+from numba import njit, prange
+
+MB = 32    # rows of out per stripe; stripes are shared out among numba's threads
+KB = 128   # rows of B (values of k) per cache block
+NB = 512   # columns of B and out per cache block: KB * NB * 4 bytes = 256 KB in float32
+
+# (dtype, trans_a, trans_b, M, K, N) where the numba kernel beat BLAS, measured by
+# `python benchmarks/matmul_shapes.py --emit-table` (2 threads, AMD EPYC Zen 3, OpenBLAS 0.3.31).
+NUMBA_FASTER = frozenset({
+})
+
+
+# --- the NumPy twins: the specification -------------------------------------------------
+
+def matmul_nn_np(a, b, out):
+    """out = a @ b.   a (M, K), b (K, N) -> out (M, N)."""
+    return np.matmul(a, b, out=out)
+
+
+def matmul_tn_np(a, b, out):
+    """out = a.T @ b.   a (K, M), b (K, N) -> out (M, N)."""
+    return np.matmul(a.T, b, out=out)
+
+
+def matmul_nt_np(a, b, out):
+    """out = a @ b.T.   a (M, K), b (N, K) -> out (M, N)."""
+    return np.matmul(a, b.T, out=out)
+
+
+# --- the numba kernels ------------------------------------------------------------------
+
+@njit(cache=True)
+def _rows4(a, b, acc, i, j0, n, k0, k1):
+    """acc[i:i+4, :n] += a[i:i+4, k0:k1] @ b[k0:k1, j0:j0+n], two values of k per pass."""
+    c0 = acc[i, :n]                                            # (n,) views of 4 rows of acc
+    c1 = acc[i + 1, :n]
+    c2 = acc[i + 2, :n]
+    c3 = acc[i + 3, :n]
+    k = k0
+    while k + 2 <= k1:
+        b0 = b[k, j0:j0 + n]                                   # (n,) two rows of B
+        b1 = b[k + 1, j0:j0 + n]
+        a00, a01 = a[i, k], a[i, k + 1]                        # a 4 x 2 block of A
+        a10, a11 = a[i + 1, k], a[i + 1, k + 1]
+        a20, a21 = a[i + 2, k], a[i + 2, k + 1]
+        a30, a31 = a[i + 3, k], a[i + 3, k + 1]
+        for j in range(n):                                     # SIMD: j counts from 0
+            v0 = b0[j]                                         # load B once, use it 4 times
+            v1 = b1[j]
+            c0[j] = c0[j] + a00 * v0 + a01 * v1
+            c1[j] = c1[j] + a10 * v0 + a11 * v1
+            c2[j] = c2[j] + a20 * v0 + a21 * v1
+            c3[j] = c3[j] + a30 * v0 + a31 * v1
+        k += 2
+    if k < k1:                                                 # an odd k left over
+        b0 = b[k, j0:j0 + n]
+        a00, a10, a20, a30 = a[i, k], a[i + 1, k], a[i + 2, k], a[i + 3, k]
+        for j in range(n):
+            v0 = b0[j]
+            c0[j] = c0[j] + a00 * v0
+            c1[j] = c1[j] + a10 * v0
+            c2[j] = c2[j] + a20 * v0
+            c3[j] = c3[j] + a30 * v0
+
+
+@njit(cache=True)
+def _row1(a, b, acc, i, j0, n, k0, k1):
+    """acc[i, :n] += a[i, k0:k1] @ b[k0:k1, j0:j0+n], for the rows left after the 4s."""
+    c0 = acc[i, :n]
+    for k in range(k0, k1):
+        b0 = b[k, j0:j0 + n]
+        a00 = a[i, k]
+        for j in range(n):
+            c0[j] = c0[j] + a00 * b0[j]
+
+
+@njit(cache=True, parallel=True)
+def _matmul_blocked(a, b, out, mb, kb, nb):
+    """out = a @ b with explicit block sizes (tests use tiny ones to reach every edge).
+
+    (The stripe loop is written out here, not in a helper: each layer of numba calls
+    costs another LLVM pass over the code below it, doubling the compile time.)
+    """
+    M, K = a.shape
+    N = b.shape[1]
+    if b.shape[0] != K or out.shape[0] != M or out.shape[1] != N:
+        raise ValueError("matmul: shapes do not match: need a (M, K), b (K, N), out (M, N)")
+    for s in prange((M + mb - 1) // mb):                       # stripes of mb rows of out,
+        i0, i1 = s * mb, min(s * mb + mb, M)                   # split among the threads
+        rows, cols = i1 - i0, (min(nb, N) + 15) // 16 * 16
+        # acc (rows, cols): the stripe's partial sums, each row on a 64-byte cache line
+        # (stores into a misaligned out would cost a third of the speed)
+        buf = np.empty(rows * cols + 16, out.dtype)
+        start = (-buf.ctypes.data) % 64 // buf.itemsize
+        acc = buf[start:start + rows * cols].reshape((rows, cols))
+        a_s = a[i0:i1]                                         # (rows, K)
+        for j0 in range(0, N, nb):
+            n = min(nb, N - j0)
+            acc[:, :n] = 0
+            for k0 in range(0, K, kb):                         # k blocks in order: sums stay
+                k1 = min(k0 + kb, K)                           # in plain k order
+                i = 0
+                while i + 4 <= rows:
+                    _rows4(a_s, b, acc, i, j0, n, k0, k1)
+                    i += 4
+                while i < rows:
+                    _row1(a_s, b, acc, i, j0, n, k0, k1)
+                    i += 1
+            out[i0:i1, j0:j0 + n] = acc[:, :n]
+    return out
+
+
+# The entry points copy an operand only when its rows are not contiguous; the blocked
+# kernel then sees two layouts of A (C, and F for a.T) and one of B, so numba compiles it
+# just four times (two layouts x float32/float64).
+
+@njit(cache=True)
+def matmul_nn(a, b, out):
+    """out = a @ b.   a (M, K), b (K, N) -> out (M, N). Twin: ``matmul_nn_np``."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)   # no copy if they already are
+    return _matmul_blocked(a, b, out, MB, KB, NB)
+
+
+@njit(cache=True)
+def matmul_tn(a, b, out):
+    """out = a.T @ b.   a (K, M), b (K, N) -> out (M, N). Twin: ``matmul_tn_np``."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    return _matmul_blocked(a.T, b, out, MB, KB, NB)            # a.T is a view: no copy
+
+
+@njit(cache=True)
+def matmul_nt(a, b, out):
+    """out = a @ b.T.   a (M, K), b (N, K) -> out (M, N). Twin: ``matmul_nt_np``."""
+    a, bt = np.ascontiguousarray(a), np.ascontiguousarray(b.T)   # bt (K, N): a scratch copy
+    return _matmul_blocked(a, bt, out, MB, KB, NB)
+
+
+# --- the dispatcher ---------------------------------------------------------------------
+
+_NUMBA = {(False, False): matmul_nn, (True, False): matmul_tn, (False, True): matmul_nt}
+_NUMPY = {(False, False): matmul_nn_np, (True, False): matmul_tn_np, (False, True): matmul_nt_np}
+
+
+def choose_backend(dtype, trans_a, trans_b, m, k, n):
+    """"numba" or "numpy" for out (m, n) = op(a) (m, k) @ op(b) (k, n); see the module doc."""
+    forced = os.environ.get("MINIVAE_MATMUL", "auto")
+    if forced in ("numpy", "numba"):
+        return forced
+    if forced != "auto":
+        raise ValueError(f"MINIVAE_MATMUL must be auto, numpy or numba, got {forced!r}")
+    key = (np.dtype(dtype).name, bool(trans_a), bool(trans_b), m, k, n)
+    return "numba" if key in NUMBA_FASTER else "numpy"
+
+
+def matmul(a, b, out=None, trans_a=False, trans_b=False, *, backend=None):
+    """out = op(a) @ op(b), op(x) = x.T if asked, with whichever backend is faster here.
+
+    a (M, K) or (K, M) if trans_a; b (K, N) or (N, K) if trans_b -> out (M, N).
+    a and b: 2-D float32 or float64 of one dtype, any strides. out: None (allocated)
+    or a C-contiguous (M, N) array of that dtype sharing no memory with a or b.
+    backend: None (the table, or MINIVAE_MATMUL), "numpy" or "numba".
+    """
+    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+        raise TypeError("matmul: a and b must be numpy arrays")
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"matmul: a and b must be 2-D, got shapes {a.shape} and {b.shape}")
+    if a.dtype != b.dtype or a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"matmul: a and b must both be float32 or both float64, "
+                        f"got {a.dtype} and {b.dtype}")
+    m, k = a.shape[::-1] if trans_a else a.shape
+    k2, n = b.shape[::-1] if trans_b else b.shape
+    if k != k2:
+        raise ValueError(f"matmul: inner sizes differ: op(a) is ({m}, {k}), op(b) is ({k2}, {n})")
+    if out is None:
+        out = np.empty((m, n), dtype=a.dtype)
+    elif not isinstance(out, np.ndarray) or out.shape != (m, n) or out.dtype != a.dtype:
+        raise ValueError(f"matmul: out must be a {a.dtype} array of shape ({m}, {n})")
+    elif not out.flags.c_contiguous:
+        raise ValueError("matmul: out must be C-contiguous")
+    elif np.may_share_memory(out, a) or np.may_share_memory(out, b):
+        raise ValueError("matmul: out must not share memory with a or b")
+    if trans_a and trans_b:                                    # a.T @ b.T: pass the view a.T
+        a, trans_a = a.T, False
+    which = backend or choose_backend(a.dtype, trans_a, trans_b, m, k, n)
+    if which == "numba":
+        return _NUMBA[trans_a, trans_b](a, b, out)
+    if which == "numpy":
+        return _NUMPY[trans_a, trans_b](a, b, out)
+    raise ValueError(f"matmul: backend must be None, 'numpy' or 'numba', got {which!r}")
