@@ -15,6 +15,6 @@ Conventions, stated once:
 
 __version__ = "0.1.0"
 
-from minivae.errors import InputError, MinivaeError
+from minivae.errors import InputError, MinivaeError, NonFiniteError
 
-__all__ = ["InputError", "MinivaeError", "__version__"]
+__all__ = ["InputError", "MinivaeError", "NonFiniteError", "__version__"]

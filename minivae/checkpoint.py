@@ -1,23 +1,19 @@
-"""Run folders and checkpoints: what a training run leaves on disk, written so that nothing is lost.
-
-A run folder holds
-    config.json      the model's config, the data set's name and the training settings (readable)
-    checkpoint.npz   parameters, optimizer state, RNG states, progress and the metrics history
-    metrics.jsonl    one JSON line per finished epoch, rewritten from the checkpoint's history
-    evaluation.json, figures/    written by `minivae train` at the end, and by `minivae figures`
+"""Checkpoints: the file a training run saves each epoch, written so that nothing is lost.
 
 checkpoint.npz is a zip of .npy arrays and nothing else, read with ``allow_pickle=False``:
     "meta"          uint8 (bytes,): UTF-8 JSON {"format", "version", "run", "progress", "rng",
-                    "history"}; ``run`` is what config.json holds
+                    "history"}; ``run`` is what the run folder's config.json holds
     "param.<name>"  one array per model parameter, e.g. "param.encoder.0.W"
     "optim.<name>"  the optimizer's ``state_dict()``, e.g. "optim.t", "optim.m.encoder.0.W"
 Loading never unpickles and never runs code: a file that is not such a zip, holds an object
 array, comes from a newer format, or does not match the model its config describes is refused
-with a CheckpointError that says why.
+with a CheckpointError that says why. The model is counted from its config and compared with
+the arrays before it is built, so a config edited to absurd sizes allocates nothing.
 
-Every file is written atomically: into a temporary file in the same folder, flushed and
-fsynced, then moved over the old one with os.replace and the folder fsynced. A crash or a
-Ctrl-C during a write leaves the previous file whole.
+Every file is written atomically (``atomic_write``, used for every file of a run folder): into
+a temporary file in the same folder, flushed and fsynced, then moved over the old one with
+os.replace and the folder fsynced. A crash, a kill or a full disk during a write leaves the
+previous file whole. The run folder around a checkpoint is described in runfolder.py.
 """
 
 import contextlib
@@ -31,11 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from minivae.errors import InputError, MinivaeError
-from minivae.models import build
+from minivae.models import build, parameter_count
 
 FORMAT, VERSION = "minivae-checkpoint", 1     # bump VERSION when the layout changes
-RUN_FORMAT = "minivae-run"                    # the "format" of config.json (same VERSION)
-CONFIG, CHECKPOINT, METRICS = "config.json", "checkpoint.npz", "metrics.jsonl"
 META_KEYS = ("format", "version", "run", "progress", "rng", "history")
 
 
@@ -95,29 +89,8 @@ def write_json(path, obj):
     atomic_write(path, json.dumps(obj, indent=2) + "\n")
 
 
-def write_metrics(run_dir, history):
-    """metrics.jsonl: one line per finished epoch, rewritten whole (never half a line)."""
-    atomic_write(Path(run_dir) / METRICS, "".join(json.dumps(row) + "\n" for row in history))
-
-
-def read_config(run_dir):
-    """The run description in config.json: {"model", "data", "train", ...}."""
-    path = Path(run_dir) / CONFIG
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{run_dir} is not a minivae run folder (it has no {CONFIG})") \
-            from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise CheckpointError(f"cannot read {path}: {e}") from e
-    if not isinstance(cfg, dict) or cfg.get("format") != RUN_FORMAT:
-        raise CheckpointError(f"{path} is not a minivae run config (no format {RUN_FORMAT!r})")
-    _version_ok(cfg.get("version"), path)
-    _check_run(cfg, path)
-    return cfg
-
-
-def _check_run(run, where):
+def check_run(run, where):
+    """Refuse a run description without its model, data and train entries."""
     ok = (isinstance(run, dict) and isinstance(run.get("model"), dict)
           and isinstance(run["model"].get("model"), str) and isinstance(run.get("data"), str)
           and isinstance(run.get("train"), dict))
@@ -126,7 +99,8 @@ def _check_run(run, where):
                               "settings; the file is damaged or not from minivae")
 
 
-def _version_ok(version, where):
+def check_version(version, where):
+    """Refuse a missing format version, or one newer than this minivae reads."""
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise CheckpointError(f"{where}: no valid format version ({version!r})")
     if version > VERSION:
@@ -208,11 +182,11 @@ def _read_meta(raw, bad, path):
         raise CheckpointError(f"{bad}: its metadata is not valid JSON ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{bad}: its metadata has no format tag {FORMAT!r}")
-    _version_ok(meta.get("version"), path)
+    check_version(meta.get("version"), path)
     missing = [k for k in META_KEYS if k not in meta]
     if missing:
         raise CheckpointError(f"{bad}: its metadata lacks {', '.join(missing)}")
-    _check_run(meta["run"], path)
+    check_run(meta["run"], path)
     prog, history, partial = meta["progress"], meta["history"], None
     ok = (isinstance(prog, dict) and _count(prog.get("epoch")) and _count(prog.get("batch"))
           and isinstance(history, list) and len(history) == prog["epoch"]
@@ -235,10 +209,32 @@ def _count(v):
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
-def restore_model(params, meta, path, rng=None):
-    """Build the model that ``meta["run"]["model"]`` describes and copy ``params`` into it."""
+def check_size(params, meta, path):
+    """Refuse a checkpoint whose model config implies another number of parameters than the
+    arrays it holds: counted by arithmetic, nothing allocated."""
+    config = meta["run"]["model"]
     try:
-        model = build(meta["run"]["model"], rng=rng)
+        count = parameter_count(config)
+    except InputError as e:
+        raise CheckpointError(f"{path}: cannot rebuild the model from its saved config: {e}") \
+            from None
+    held = sum(a.size for a in params.values())
+    if count != held:
+        raise CheckpointError(f"{path}: its config describes a {config['model']} model of "
+                              f"{count:,} parameters, but the file holds {held:,} numbers; it "
+                              "is damaged, edited, or not from minivae")
+
+
+def restore_model(params, meta, path, rng=None):
+    """Build the model that ``meta["run"]["model"]`` describes and copy ``params`` into it.
+
+    ``check_size`` comes first, so a config that asks for more than the file holds is
+    refused before anything is allocated.
+    """
+    check_size(params, meta, path)
+    config = meta["run"]["model"]
+    try:
+        model = build(config, rng=rng)
     except (MinivaeError, TypeError, ValueError, MemoryError) as e:
         raise CheckpointError(f"{path}: cannot rebuild the model from its saved config: {e}") \
             from None
@@ -276,40 +272,3 @@ def set_rng_state(gen, state, what, path):
     except (AttributeError, TypeError, ValueError, OverflowError) as e:
         raise CheckpointError(f"{path}: cannot restore the {what} random generator: {e}") \
             from None
-
-
-def load_model(run_dir):
-    """The model saved in a run folder, and the checkpoint's metadata.   -> (model, meta)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"no run folder at {run_dir}")
-    path = run_dir / CHECKPOINT
-    if not path.exists():
-        raise CheckpointError(f"{run_dir} has no {CHECKPOINT} yet (training stopped before the "
-                              f"end of its first epoch?); continue it with `minivae train "
-                              f"--resume --out {run_dir}`")
-    params, _, meta = load(path)
-    model = restore_model(params, meta, path)
-    if meta["rng"].get("model") is not None and getattr(model, "rng", None) is not None:
-        set_rng_state(model.rng, meta["rng"]["model"], "model", path)
-    return model, meta
-
-
-@contextlib.contextmanager
-def locked(run_dir):
-    """Hold an exclusive lock on the run folder: a second process training it is refused."""
-    try:
-        import fcntl
-    except ImportError:                              # not POSIX: no lock
-        yield
-        return
-    fd = os.open(run_dir, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise CheckpointError(f"another minivae process is training in {run_dir}; wait for "
-                                  "it to finish or stop it first") from None
-        yield
-    finally:
-        os.close(fd)

@@ -3,7 +3,7 @@ broadcasting traceback from deep inside NumPy."""
 
 import numpy as np
 
-from minivae.errors import InputError
+from minivae.errors import InputError, NonFiniteError
 from minivae.kernels.checks import all_finite
 
 FLOATS = (np.float32, np.float64)
@@ -13,7 +13,8 @@ def check_array(x, who, *, ndim=None, shape=None, dtype=None, finite=True, name=
     """Return ``x`` if it is a float ndarray of the expected rank, shape and dtype.
 
     ``shape`` may hold None for "any size" on that axis. ``dtype`` None accepts
-    float32 or float64. Raises InputError naming ``who`` and what it expected.
+    float32 or float64. Raises InputError naming ``who`` and what it expected
+    (NonFiniteError, a subclass, for NaN or infinity when ``finite``).
     """
     if not isinstance(x, np.ndarray):
         raise InputError(f"{who}: expected {name} to be a numpy array, got {type(x).__name__}")
@@ -34,7 +35,7 @@ def check_array(x, who, *, ndim=None, shape=None, dtype=None, finite=True, name=
     if x.size == 0:
         raise InputError(f"{who}: {name} is empty (shape {x.shape}); expected at least one example")
     if finite and not all_finite(x.reshape(-1) if x.flags.c_contiguous else x.ravel()):
-        raise InputError(f"{who}: {name} contains NaN or infinity; expected finite values")
+        raise NonFiniteError(f"{who}: {name} contains NaN or infinity; expected finite values")
     return x
 
 
@@ -44,3 +45,13 @@ def check_same_shape(a, b, who, names=("a", "b")):
         raise InputError(
             f"{who}: expected {names[0]} and {names[1]} of the same shape, got {a.shape} and {b.shape}"
         )
+
+
+def check_count(n, who, name, lo=1, what=""):
+    """Return ``n`` as an int if it is an integer >= lo (not a bool, float or string).
+
+    The InputError reads "{who}: expected an integer {name} >= {lo}{what}, got ...".
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < lo:
+        raise InputError(f"{who}: expected an integer {name} >= {lo}{what}, got {n!r}")
+    return int(n)

@@ -10,3 +10,10 @@ class InputError(MinivaeError, ValueError):
 
     The message names the object that refused it and what it expected.
     """
+
+
+class NonFiniteError(InputError):
+    """An array holds NaN or infinity, or a computation overflowed to it.
+
+    Training reads this class (not the wording of the message) as a sign of divergence.
+    """

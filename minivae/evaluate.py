@@ -13,7 +13,7 @@ x is processed ``batch_size`` rows at a time.
 import numpy as np
 
 from minivae import losses
-from minivae.checks import check_array
+from minivae.checks import check_array, check_count
 from minivae.errors import InputError
 from minivae.layers.base import as_generator
 
@@ -108,14 +108,13 @@ def evaluate(model, x, *, iwae_k=0, rng=None, batch_size=500, iwae_max_floats=No
     The IWAE pass decodes at most ``iwae_max_floats`` values at once (default: 64 MiB of
     them, about 0.4 GiB at peak with the decoder's activations).
     """
-    check_array(x, "evaluate", ndim=2)
-    if int(batch_size) < 1:
-        raise InputError(f"evaluate: batch_size must be >= 1, got {batch_size}")
-    if int(iwae_k) < 0:
-        raise InputError(f"evaluate: iwae_k must be >= 0, got {iwae_k}")
+    x_dim = getattr(model, "x_dim", None)
+    check_array(x, "evaluate", **({"shape": (None, x_dim)} if x_dim else {"ndim": 2}))
+    batch_size = check_count(batch_size, "evaluate", "batch_size")
+    iwae_k = check_count(iwae_k, "evaluate", "iwae_k", lo=0)
     dtype = np.dtype(getattr(model, "dtype", x.dtype))
-    batches = (np.ascontiguousarray(x[s:s + int(batch_size)], dtype=dtype)
-               for s in range(0, len(x), int(batch_size)))          # views when dtype matches
+    batches = (np.ascontiguousarray(x[s:s + batch_size], dtype=dtype)
+               for s in range(0, len(x), batch_size))          # views when dtype matches
     rng = as_generator(getattr(model, "rng", None) if rng is None else rng)
     if not is_variational(model):
         return _evaluate_autoencoder(model, batches, rng)
@@ -136,7 +135,7 @@ def evaluate(model, x, *, iwae_k=0, rng=None, batch_size=500, iwae_max_floats=No
         sigma2 = sigma2 + np.exp(logvar64).sum(axis=0)
         moments.add(mu64)
         if iwae_k > 0:
-            sums["iwae"] += model.iwae_bound(xb, int(iwae_k), rng=rng, max_floats=max_floats).sum()
+            sums["iwae"] += model.iwae_bound(xb, iwae_k, rng=rng, max_floats=max_floats).sum()
     n = len(x)
     var_mu, mean_sigma2 = moments.var(), sigma2 / n
     out = {k: float(v / n) for k, v in sums.items() if k != "iwae"}
@@ -144,7 +143,7 @@ def evaluate(model, x, *, iwae_k=0, rng=None, batch_size=500, iwae_max_floats=No
                mean_sigma2=_floats(mean_sigma2), variance_law=_floats(mean_sigma2 + var_mu),
                active_units=int((var_mu > AU_THRESHOLD).sum()), au_threshold=AU_THRESHOLD, n=n)
     if iwae_k > 0:
-        out.update(nll=float(-sums["iwae"] / n), iwae_k=int(iwae_k))
+        out.update(nll=float(-sums["iwae"] / n), iwae_k=iwae_k)
     return out
 
 

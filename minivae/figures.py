@@ -38,6 +38,7 @@ if not _backend_chosen():
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
+from minivae.checks import check_count
 from minivae.errors import InputError
 from minivae.evaluate import is_variational, kl_per_dim
 from minivae.layers.base import as_generator
@@ -56,8 +57,8 @@ def image_grid(images, image_shape, nrow=None, *, pad=1, pad_value=PAD_VALUE):
     ``images`` (n, D) or (n, *image_shape); values are clipped to [0, 1]. ``nrow`` defaults
     to ceil(sqrt(n)); empty cells of the last row and the borders are ``pad_value``.
     """
+    h, w = _image_shape(image_shape, "image_grid")
     images = np.asarray(images, dtype=np.float64)
-    h, w = int(image_shape[0]), int(image_shape[1])
     n = len(images)
     if n == 0 or images.size != n * h * w:
         raise InputError(f"image_grid: expected (n, {h * w}) images for image_shape "
@@ -69,6 +70,19 @@ def image_grid(images, image_shape, nrow=None, *, pad=1, pad_value=PAD_VALUE):
         r, c = divmod(i, nrow)
         grid[pad + r * (h + pad):(r + 1) * (h + pad), pad + c * (w + pad):(c + 1) * (w + pad)] = img
     return grid
+
+
+def _image_shape(image_shape, who):
+    """(H, W) as two positive ints, or InputError."""
+    try:
+        h, w = (int(v) for v in image_shape)
+        ok = h >= 1 and w >= 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(f"{who}: expected image_shape (H, W), two positive integers such as "
+                         f"(28, 28), got {image_shape!r}")
+    return h, w
 
 
 def _grid_figure(panels, title=None):
@@ -148,8 +162,12 @@ def plot_reconstructions(model, x, image_shape, *, nrow=None, path=None):
 
 def plot_samples(model, image_shape, *, n=64, rng=None, nrow=None, path=None):
     """Decoder means at n draws z ~ N(0, I) from the prior."""
+    n = check_count(n, "plot_samples", "n")
+    if not hasattr(model, "z_dim"):
+        raise InputError(f"plot_samples: {type(model).__name__} has no latent prior to sample "
+                         "from; expected a VAE")
     rng = as_generator(getattr(model, "rng", None) if rng is None else rng)
-    z = rng.standard_normal((int(n), model.z_dim))
+    z = rng.standard_normal((n, model.z_dim))
     what = "probabilities" if getattr(model, "likelihood", "") == "bernoulli" else "means"
     fig, _ = _grid_figure([(image_grid(_decode(model, z), image_shape, nrow),
                             f"{n} samples from the prior: decoder {what} at z ~ N(0, I)")])
@@ -158,8 +176,13 @@ def plot_samples(model, image_shape, *, n=64, rng=None, nrow=None, path=None):
 
 def plot_interpolation(model, x_a, x_b, image_shape, *, steps=10, path=None):
     """From x_a to x_b: decode((1-t) z_a + t z_b) (top) against (1-t) x_a + t x_b (bottom)."""
-    x_ab = np.concatenate([_rows(x_a), _rows(x_b)])                     # (2, D)
-    t = np.linspace(0.0, 1.0, int(steps))[:, None]                      # (steps, 1)
+    x_a, x_b = _rows(x_a), _rows(x_b)
+    if x_a.shape != x_b.shape or len(x_a) != 1:
+        raise InputError(f"plot_interpolation: expected two images x_a, x_b of the same size "
+                         f"(D,), got shapes {np.shape(x_a)} and {np.shape(x_b)}")
+    x_ab = np.concatenate([x_a, x_b])                                   # (2, D)
+    steps = check_count(steps, "plot_interpolation", "steps", lo=2)
+    t = np.linspace(0.0, 1.0, steps)[:, None]                           # (steps, 1)
     z_a, z_b = _codes(model, x_ab)
     latent = _decode(model, (1 - t) * z_a + t * z_b)                   # (steps, D)
     pixel = (1 - t) * x_ab[0] + t * x_ab[1]                             # (steps, D)
@@ -177,10 +200,22 @@ def plot_traversals(model, image_shape, *, x=None, dims=None, max_dims=10, steps
     the rows (default: the first ``max_dims`` dimensions); ``kl`` (Z,), the KL per
     dimension, labels each row with its KL.
     """
+    who = "plot_traversals"
     z_dim = model.z_dim
     base = np.zeros(z_dim) if x is None else _codes(model, _rows(x)[:1])[0]
-    dims = list(range(min(z_dim, int(max_dims)))) if dims is None else [int(d) for d in dims]
-    values = np.linspace(-span, span, int(steps))
+    if dims is None:
+        dims = list(range(min(z_dim, check_count(max_dims, who, "max_dims"))))
+    else:
+        dims = [check_count(d, who, "dims entry", lo=0) for d in dims]
+    if not dims or max(dims) >= z_dim:
+        raise InputError(f"{who}: expected dims in 0..{z_dim - 1} (the model has Z = {z_dim}), "
+                         f"got {dims}")
+    if kl is not None and len(kl) != z_dim:
+        raise InputError(f"{who}: expected kl with one value per latent dimension ({z_dim}), "
+                         f"got {len(kl)}")
+    if not (isinstance(span, (int, float, np.number)) and np.isfinite(span) and span > 0):
+        raise InputError(f"{who}: expected span a finite number > 0, got {span!r}")
+    values = np.linspace(-span, span, check_count(steps, who, "steps"))
     z = np.repeat(base[None, :], len(dims) * len(values), axis=0)       # (rows * steps, Z)
     for r, d in enumerate(dims):
         z[r * len(values):(r + 1) * len(values), d] = values
@@ -201,7 +236,8 @@ def plot_manifold(model, image_shape, *, n=20, path=None):
     """
     if model.z_dim != 2:
         raise InputError(f"plot_manifold: needs a 2-D latent space, the model has Z = {model.z_dim}")
-    q = [NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, int(n))]
+    n = check_count(n, "plot_manifold", "n")
+    q = [NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, n)]
     z = np.array([(a, b) for b in q[::-1] for a in q])                 # rows: z1 from high to low
     fig, (ax,) = _grid_figure([(image_grid(_decode(model, z), image_shape, len(q)),
                                 "Learned manifold: decode(z), z = Phi^-1(p), p in 5%..95%")])
@@ -213,6 +249,9 @@ def plot_manifold(model, image_shape, *, n=20, path=None):
 def plot_latent_scatter(model, x, y=None, *, path=None):
     """Codes of x coloured by label y: mu's two dimensions, or its first two principal axes."""
     mu = _codes(model, x)                                               # (N, Z)
+    if y is not None and np.shape(y) != (len(mu),):
+        raise InputError(f"plot_latent_scatter: expected y with one label per row of x, shape "
+                         f"({len(mu)},), got {np.shape(y)}")
     name = "mu" if is_variational(model) else "code"
     if mu.shape[1] == 1:
         xy = np.column_stack([mu[:, 0], as_generator(0).uniform(-1, 1, len(mu))])
@@ -275,7 +314,13 @@ def plot_loss_curves(metrics, *, path=None):
     and values named like "train_recon", "test_kl" (or nested {"train": {"recon": ...}}).
     """
     metrics = list(metrics)
-    found = {t: {s: _series(metrics, s, t) for s in SPLITS} for t, _ in TERMS}
+    if not all(isinstance(r, dict) for r in metrics):
+        raise InputError("plot_loss_curves: expected a list of dict records (one per epoch), "
+                         f"got items of type {sorted({type(r).__name__ for r in metrics})}")
+    try:
+        found = {t: {s: _series(metrics, s, t) for s in SPLITS} for t, _ in TERMS}
+    except (TypeError, ValueError) as e:
+        raise InputError(f"plot_loss_curves: a value is not a number ({e})") from None
     panels = [(t, label) for t, label in TERMS if any(found[t][s][1] for s in SPLITS)]
     if not panels:
         raise InputError("plot_loss_curves: found no values; expected records with keys like "
@@ -307,6 +352,11 @@ def plot_loss_curves(metrics, *, path=None):
 def plot_kl_per_dim(kl, *, path=None):
     """Bar chart of the mean KL of each latent dimension (e.g. ``evaluate(...)["kl_per_dim"]``)."""
     kl = np.asarray(kl, dtype=np.float64)
+    if kl.ndim != 1 or kl.size == 0 or not np.isfinite(kl).all():
+        raise InputError(f"plot_kl_per_dim: expected kl of shape (Z,), finite, one value per "
+                         f"latent dimension; got shape {kl.shape}"
+                         + (" with NaN or infinity" if kl.size and not np.isfinite(kl).all()
+                            else ""))
     fig, ax = plt.subplots(figsize=(max(4.0, 0.3 * len(kl) + 1.5), 3.2), layout="constrained")
     ax.bar(np.arange(len(kl)), kl, width=0.7 if len(kl) > 4 else 0.4, color="0.35")
     ax.set_xlabel("latent dimension")
@@ -330,7 +380,12 @@ def make_figures(model, dataset, metrics, out_dir, rng, *, n_scatter=2000):
     """
     rng = as_generator(rng)
     out_dir = Path(out_dir)
+    if not (hasattr(dataset, "x") and hasattr(dataset, "image_shape")):
+        raise InputError(f"make_figures: expected a dataset with x (N, D), y and image_shape "
+                         f"(a minivae.data.Dataset), got {type(dataset).__name__}")
     x, shape, y = dataset.x, dataset.image_shape, getattr(dataset, "y", None)
+    if len(x) == 0:
+        raise InputError("make_figures: the dataset is empty; expected at least one example")
     pick = rng.choice(len(x), size=min(len(x), 16), replace=False)
     some = rng.choice(len(x), size=min(len(x), int(n_scatter)), replace=False)
     vae = is_variational(model)

@@ -15,8 +15,9 @@ Formulas (the kernels in ``minivae.kernels.losses`` compute value and gradient i
 import numpy as np
 
 from minivae.checks import check_array
-from minivae.errors import InputError
+from minivae.errors import InputError, NonFiniteError
 from minivae.kernels import losses as K
+from minivae.kernels.checks import all_finite
 
 
 def _rows(a):
@@ -30,6 +31,16 @@ def _pair(pred, x, who, pred_name):
         raise InputError(f"{who}: expected {pred_name} with a batch axis, got a scalar")
     check_array(x, who, shape=pred.shape, name="x")
     return _rows(pred), _rows(x).astype(pred.dtype, copy=False)
+
+
+def _finite(values, who, why):
+    """Raise NonFiniteError if a per-example value (N,) overflowed; ``why()`` says of what.
+
+    Finite inputs can still overflow the dtype (e.g. exp(-logvar) for logvar < -88 in
+    float32). A finite value per example implies finite gradients, so N checks suffice."""
+    if not all_finite(values):
+        raise NonFiniteError(f"{who}: the loss overflowed to {values[~np.isfinite(values)][0]} "
+                             f"({why()}); expected finite values")
 
 
 def bernoulli_nll(logits, x):
@@ -47,6 +58,7 @@ def bernoulli_nll(logits, x):
     nll = np.empty(lg.shape[0], lg.dtype)
     dlogits = np.empty_like(lg)
     K.bernoulli_nll(lg, xr, nll, dlogits)
+    _finite(nll, who, lambda: f"logits up to {np.abs(lg).max():.4g} in {lg.dtype}")
     return nll, dlogits.reshape(logits.shape)
 
 
@@ -56,6 +68,7 @@ def gaussian_nll(mean, logvar, x):
     ``logvar`` is either an array of mean's shape (a learned per-pixel variance)
     or a scalar (a fixed or shared variance); then dlogvar is a scalar too.
     Includes the constant 0.5 log 2pi per entry: the value is a true negative log-density.
+    A variance so small that (x - mean)^2 / exp(logvar) overflows raises NonFiniteError.
     """
     who = "gaussian_nll"
     m, xr = _pair(mean, x, who, "mean")
@@ -65,10 +78,13 @@ def gaussian_nll(mean, logvar, x):
             raise InputError(f"{who}: expected a finite scalar logvar, got {lv}")
         nll, dmean, rows = np.empty(m.shape[0], m.dtype), np.empty_like(m), np.empty(m.shape[0])
         K.gaussian_nll_shared(m, lv, xr, nll, dmean, rows)
+        _finite(nll, who, lambda: f"logvar {lv:.4g}: a variance too small for the residuals")
         return nll, (dmean.reshape(mean.shape), m.dtype.type(rows.sum()))
     check_array(logvar, who, shape=mean.shape, dtype=mean.dtype, name="logvar")
     nll, dmean, dlogvar = np.empty(m.shape[0], m.dtype), np.empty_like(m), np.empty_like(m)
     K.gaussian_nll(m, _rows(logvar), xr, nll, dmean, dlogvar)
+    _finite(nll, who, lambda: f"logvar down to {logvar.min():.4g} in {logvar.dtype}: a "
+            "variance too small for the residuals")
     return nll, (dmean.reshape(mean.shape), dlogvar.reshape(mean.shape))
 
 
@@ -83,9 +99,9 @@ def gaussian_kl(mu, logvar):
     mu, logvar = np.ascontiguousarray(mu), np.ascontiguousarray(logvar)
     kl, dmu, dlogvar = np.empty(mu.shape[0], mu.dtype), np.empty_like(mu), np.empty_like(mu)
     K.gaussian_kl(mu, logvar, kl, dmu, dlogvar)
-    if not np.isfinite(kl).all():
-        raise InputError(f"{who}: KL overflowed (logvar up to {logvar.max():.4g}); "
-                         "exp(logvar) is too large for the dtype")
+    if not all_finite(kl):
+        raise NonFiniteError(f"{who}: KL overflowed (logvar up to {logvar.max():.4g}); "
+                             "exp(logvar) is too large for the dtype")
     return kl, (dmu, dlogvar)
 
 
@@ -94,4 +110,5 @@ def mse(y, x):
     yr, xr = _pair(y, x, "mse", "y")
     e, dy = np.empty(yr.shape[0], yr.dtype), np.empty_like(yr)
     K.squared_error(yr, xr, e, dy)
+    _finite(e, "mse", lambda: f"|y - x| up to {np.abs(yr - xr).max():.4g} in {yr.dtype}")
     return e, dy.reshape(y.shape)

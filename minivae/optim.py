@@ -7,8 +7,9 @@ The update rules are written out in ``minivae.kernels.optim``.
 
 import numpy as np
 
-from minivae.errors import InputError
+from minivae.errors import InputError, NonFiniteError
 from minivae.kernels import optim as K
+from minivae.kernels.checks import all_finite
 
 
 class Optimizer:
@@ -19,7 +20,8 @@ class Optimizer:
     def __init__(self, params, lr):
         if not params:
             raise InputError(f"{type(self).__name__}: got no parameters to optimize")
-        if not (lr > 0 and np.isfinite(lr)):
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.number)) or not (
+                lr > 0 and np.isfinite(lr)):
             raise InputError(f"{type(self).__name__}: expected a positive learning rate, got {lr}")
         self.params = dict(params)
         for k, p in self.params.items():
@@ -30,14 +32,26 @@ class Optimizer:
         self.state = {f"{s}.{k}": np.zeros_like(p) for s in self.slots for k, p in self.params.items()}
 
     def _check(self, grads):
+        """Refuse, before any parameter changes, gradients that do not match or are not finite."""
+        who = f"{type(self).__name__}.step"
+        if not isinstance(grads, dict):
+            raise InputError(f"{who}: expected a dict of gradients by parameter name (like "
+                             f"model.grads), got {type(grads).__name__}")
         if set(grads) != set(self.params):
             missing, extra = set(self.params) - set(grads), set(grads) - set(self.params)
-            raise InputError(f"{type(self).__name__}.step: gradient keys differ from the "
-                             f"parameters (missing {sorted(missing)}, unexpected {sorted(extra)})")
+            raise InputError(f"{who}: gradient keys differ from the parameters (missing "
+                             f"{sorted(missing)}, unexpected {sorted(map(str, extra))})")
         for k, p in self.params.items():
-            if grads[k].shape != p.shape or grads[k].dtype != p.dtype:
-                raise InputError(f"{type(self).__name__}.step: gradient {k!r} has shape "
-                                 f"{grads[k].shape} {grads[k].dtype}, expected {p.shape} {p.dtype}")
+            g = grads[k]
+            if not isinstance(g, np.ndarray):
+                raise InputError(f"{who}: gradient {k!r} is a {type(g).__name__}, expected a "
+                                 f"numpy array of shape {p.shape} {p.dtype}")
+            if g.shape != p.shape or g.dtype != p.dtype:
+                raise InputError(f"{who}: gradient {k!r} has shape "
+                                 f"{g.shape} {g.dtype}, expected {p.shape} {p.dtype}")
+            if not all_finite(g.reshape(-1)):
+                raise NonFiniteError(f"{who}: gradient {k!r} contains NaN or infinity; no "
+                                     "parameter was changed")
 
     def state_dict(self):
         """A dict of arrays holding everything needed to continue exactly (copies, not views

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from minivae import checkpoint as ckpt
+from minivae import runfolder as rf
 from minivae.models import VAE
 from minivae.optim import Adam
 
@@ -220,24 +221,24 @@ def test_missing_checkpoint_and_run_folder(tmp_path):
     with pytest.raises(ckpt.CheckpointError, match="no checkpoint"):
         ckpt.load(tmp_path / "checkpoint.npz")
     with pytest.raises(ckpt.CheckpointError, match="no run folder"):
-        ckpt.load_model(tmp_path / "nowhere")
+        rf.load_model(tmp_path / "nowhere")
     with pytest.raises(ckpt.CheckpointError, match="--resume"):
-        ckpt.load_model(tmp_path)
+        rf.load_model(tmp_path)
     with pytest.raises(ckpt.CheckpointError, match="not a minivae run folder"):
-        ckpt.read_config(tmp_path)
+        rf.read_config(tmp_path)
 
 
 def test_config_from_a_future_version_is_refused(tmp_path):
-    ckpt.write_json(tmp_path / "config.json", {"format": ckpt.RUN_FORMAT,
+    ckpt.write_json(tmp_path / "config.json", {"format": rf.RUN_FORMAT,
                                                "version": ckpt.VERSION + 1, **RUN})
     with pytest.raises(ckpt.CheckpointError, match="newer minivae"):
-        ckpt.read_config(tmp_path)
+        rf.read_config(tmp_path)
 
 
 def test_a_locked_run_folder_refuses_a_second_trainer(tmp_path):
-    with ckpt.locked(tmp_path):
-        second = ckpt.locked(tmp_path)
+    with rf.locked(tmp_path):
+        second = rf.locked(tmp_path)
         with pytest.raises(ckpt.CheckpointError, match="another minivae process"):
             second.__enter__()
-    with ckpt.locked(tmp_path):                              # released afterwards
+    with rf.locked(tmp_path):                              # released afterwards
         pass

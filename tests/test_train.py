@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from minivae import checkpoint as ckpt
+from minivae import runfolder as rf
 from minivae import train as T
 from minivae.data import Dataset
 from minivae.errors import InputError
@@ -37,14 +38,14 @@ def toy():
 
 def _run(tmp_path, name, toy, model=VAE_CONFIG, **cfg):
     cfg = {"epochs": 3, "batch_size": 32, **cfg}
-    run_dir = T.create_run(tmp_path / name, model, "toy", T.TrainConfig(**cfg))
+    run_dir = rf.create_run(tmp_path / name, model, "toy", rf.TrainConfig(**cfg))
     return run_dir
 
 
 def _same(a, b):
     """Assert two run folders hold identical parameters, optimizer state, RNGs and metrics."""
-    pa, oa, ma = ckpt.load(a / ckpt.CHECKPOINT)
-    pb, ob, mb = ckpt.load(b / ckpt.CHECKPOINT)
+    pa, oa, ma = ckpt.load(a / rf.CHECKPOINT)
+    pb, ob, mb = ckpt.load(b / rf.CHECKPOINT)
     assert pa.keys() == pb.keys() and oa.keys() == ob.keys()
     for k in pa:
         assert np.array_equal(pa[k], pb[k]), k              # bit for bit
@@ -54,7 +55,7 @@ def _same(a, b):
     strip = [[{k: v for k, v in row.items() if k != "epoch_seconds"} for row in m["history"]]
              for m in (ma, mb)]
     assert strip[0] == strip[1]
-    lines = [json.loads(s) for s in (b / ckpt.METRICS).read_text().splitlines()]
+    lines = [json.loads(s) for s in (b / rf.METRICS).read_text().splitlines()]
     assert [row["epoch"] for row in lines] == list(range(1, len(ma["history"]) + 1))
 
 
@@ -92,7 +93,7 @@ def test_pca_is_fitted_and_saved(tmp_path, toy):
     run_dir = _run(tmp_path, "pca", toy, {"model": "pca", "n_components": 3, "x_dim": 16})
     history = T.train(run_dir, datasets=toy, verbose=False)
     assert len(history) == 1 and history[0]["test_loss"] > 0
-    model, _ = ckpt.load_model(run_dir)
+    model, _ = rf.load_model(run_dir)
     assert model.components_.shape == (3, 16) and np.abs(model.components_).sum() > 0
     assert T.train(run_dir, datasets=toy, verbose=False) == history     # nothing more to do
 
@@ -120,9 +121,9 @@ def test_ctrl_c_saves_mid_epoch_and_resume_is_bit_identical(tmp_path, toy, monke
     with pytest.raises(T.TrainingInterrupted, match=r"saved a checkpoint \(epoch 2, after batch 3"):
         T.train(stopped, datasets=toy, verbose=False)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler restored
-    _, _, meta = ckpt.load(stopped / ckpt.CHECKPOINT)
+    _, _, meta = ckpt.load(stopped / rf.CHECKPOINT)
     assert meta["progress"]["epoch"] == 1 and meta["progress"]["batch"] == 3
-    assert len((stopped / ckpt.METRICS).read_text().splitlines()) == 1     # whole epochs only
+    assert len((stopped / rf.METRICS).read_text().splitlines()) == 1     # whole epochs only
     monkeypatch.undo()
     T.train(stopped, datasets=toy, verbose=False)
     _same(straight, stopped)
@@ -136,7 +137,7 @@ def test_hard_interrupt_keeps_last_checkpoint_and_resumes(tmp_path, toy, monkeyp
     _interrupt_at(monkeypatch, 7 + 1 + 3, how)
     with pytest.raises(T.TrainingInterrupted, match=r"at once.*end of epoch 1"):
         T.train(stopped, datasets=toy, verbose=False)
-    assert ckpt.load(stopped / ckpt.CHECKPOINT)[2]["progress"] == {"epoch": 1, "batch": 0}
+    assert ckpt.load(stopped / rf.CHECKPOINT)[2]["progress"] == {"epoch": 1, "batch": 0}
     monkeypatch.undo()
     T.train(stopped, datasets=toy, verbose=False)
     _same(straight, stopped)
@@ -145,41 +146,41 @@ def test_hard_interrupt_keeps_last_checkpoint_and_resumes(tmp_path, toy, monkeyp
 def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, toy):
     run_dir = _run(tmp_path, "run", toy, optimizer="sgd", lr=1e-2, epochs=1)
     T.train(run_dir, datasets=toy, verbose=False)
-    good = ckpt.load(run_dir / ckpt.CHECKPOINT)
+    good = ckpt.load(run_dir / rf.CHECKPOINT)
     with pytest.raises(T.TrainingDiverged) as info:
         T.train(run_dir, datasets=toy, verbose=False, epochs=3, lr=1e6)
     msg = str(info.value)
     assert "diverged" in msg and "--lr" in msg and "warm-up" in msg and "[0, 1]" in msg
     assert "end of epoch 1" in msg
-    params, _, meta = ckpt.load(run_dir / ckpt.CHECKPOINT)
+    params, _, meta = ckpt.load(run_dir / rf.CHECKPOINT)
     assert meta["progress"]["epoch"] == 1
     assert all(np.array_equal(params[k], good[0][k]) for k in params)
-    assert len((run_dir / ckpt.METRICS).read_text().splitlines()) == 1
+    assert len((run_dir / rf.METRICS).read_text().splitlines()) == 1
     T.train(run_dir, datasets=toy, verbose=False, epochs=2, lr=1e-2)      # recovers
-    assert ckpt.load(run_dir / ckpt.CHECKPOINT)[2]["progress"]["epoch"] == 2
+    assert ckpt.load(run_dir / rf.CHECKPOINT)[2]["progress"]["epoch"] == 2
 
 
 def test_divergence_in_the_first_epoch_saves_nothing(tmp_path, toy):
     run_dir = _run(tmp_path, "run", toy, optimizer="sgd", lr=1e6)
     with pytest.raises(T.TrainingDiverged, match="no checkpoint had been saved yet"):
         T.train(run_dir, datasets=toy, verbose=False)
-    assert not (run_dir / ckpt.CHECKPOINT).exists()
+    assert not (run_dir / rf.CHECKPOINT).exists()
 
 
 def test_half_written_metrics_are_repaired_on_resume(tmp_path, toy):
     run_dir = _run(tmp_path, "run", toy, epochs=2)
     T.train(run_dir, datasets=toy, verbose=False)
-    with open(run_dir / ckpt.METRICS, "a") as f:
+    with open(run_dir / rf.METRICS, "a") as f:
         f.write('{"epoch": 1, "train_lo')                  # as if a crash cut a line
     T.train(run_dir, datasets=toy, verbose=False, epochs=3)
-    rows = [json.loads(s) for s in (run_dir / ckpt.METRICS).read_text().splitlines()]
+    rows = [json.loads(s) for s in (run_dir / rf.METRICS).read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2, 3]
 
 
 def test_test_loss_uses_a_sampled_z(tmp_path, toy):
     run_dir = _run(tmp_path, "run", toy, epochs=1)
     row = T.train(run_dir, datasets=toy, verbose=False)[0]
-    model, _ = ckpt.load_model(run_dir)
+    model, _ = rf.load_model(run_dir)
     x = toy[1].x
     mu_only = model.loss(x, eps=np.zeros((len(x), 2), np.float32))
     assert row["test_loss"] != pytest.approx(mu_only, rel=1e-6)
@@ -194,7 +195,7 @@ def test_run_folders_are_never_overwritten(tmp_path, toy):
         _run(tmp_path, "run", toy)
     (tmp_path / "empty").mkdir()
     _run(tmp_path, "empty", toy)                            # an empty folder is fine
-    names = [T.fresh_run_dir(tmp_path / "runs", "vae", "toy").name for _ in range(3)]
+    names = [rf.fresh_run_dir(tmp_path / "runs", "vae", "toy").name for _ in range(3)]
     assert names == ["vae-toy", "vae-toy-2", "vae-toy-3"]
     assert run_dir.is_dir()
 

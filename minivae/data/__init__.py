@@ -19,15 +19,22 @@ from . import sprites
 from .amat import read_amat
 from .binarize import dynamic_binarize
 from .download import fetch, read_verified
-from .errors import CacheDirError, ChecksumError, DatasetError, DownloadError, FormatError
+from .errors import (
+    CacheDirError,
+    ChecksumError,
+    DatasetError,
+    DownloadError,
+    FormatError,
+    UnknownDatasetError,
+)
 from .idx import read_idx_images, read_idx_labels
 from .paths import data_dir
 from .registry import DATASETS, DatasetInfo, FileInfo, check_split, get_info, list_datasets
 
 __all__ = [
     "DATASETS", "CacheDirError", "ChecksumError", "Dataset", "DatasetError", "DatasetInfo",
-    "DownloadError", "FileInfo", "FormatError", "batches", "data_dir", "dynamic_binarize",
-    "fetch", "list_datasets", "load",
+    "DownloadError", "FileInfo", "FormatError", "UnknownDatasetError", "batches", "data_dir",
+    "dynamic_binarize", "fetch", "list_datasets", "load",
 ]
 
 

@@ -94,20 +94,30 @@ class _BadContent(Exception):
 def download(f: FileInfo, dest: Path) -> None:
     """Download f into dest, trying f.urls in order; DownloadError if none gives the right file."""
     created = not dest.parent.exists()
-    _ensure_writable(dest.parent)
-    failures = []
-    for url in f.urls:
-        try:
-            _download_one(url, f, dest)
-            return
-        except _BadContent as e:
-            failures.append(f"{url}\n      {e}; the file was discarded")
-        except (OSError, http.client.HTTPException, ValueError) as e:   # URLError is an OSError
-            failures.append(f"{url}\n      {type(e).__name__}: {e}")
+    failures, bad_files = [], []
+    try:
+        _ensure_writable(dest.parent)
+        for url in f.urls:
+            try:
+                _download_one(url, f, dest)
+                return
+            except _BadContent as e:
+                failures.append(f"{url}\n      {e}; the file was discarded")
+                bad_files.append(str(e))
+            except (OSError, http.client.HTTPException, ValueError) as e:   # URLError too
+                failures.append(f"{url}\n      {type(e).__name__}: {e}")
+    except CacheDirError:
+        _remove_if_created(dest.parent, created)
+        raise
+    _remove_if_created(dest.parent, created)
+    raise DownloadError(_missing_message(f, dest, failures), bad_files)
+
+
+def _remove_if_created(folder: Path, created: bool) -> None:
+    """Leave no empty folder behind that this download made."""
     if created:
         with contextlib.suppress(OSError):
-            dest.parent.rmdir()                       # leave no empty folder behind
-    raise DownloadError(_missing_message(f, dest, failures))
+            folder.rmdir()
 
 
 def _download_one(url: str, f: FileInfo, dest: Path) -> None:

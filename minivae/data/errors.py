@@ -1,4 +1,11 @@
-"""Errors raised by minivae.data; all derive from DatasetError, so one except catches them."""
+"""Errors raised by minivae.data.
+
+A file that cannot be obtained, verified or read raises a DatasetError (one except catches
+them all); a data set name or split that does not exist is the caller's mistake and raises
+UnknownDatasetError, an InputError (and so a ValueError), like every other bad argument.
+"""
+
+from minivae.errors import InputError
 
 
 class DatasetError(RuntimeError):
@@ -6,7 +13,15 @@ class DatasetError(RuntimeError):
 
 
 class DownloadError(DatasetError):
-    """A file is not on this machine and could not be downloaded (offline, HTTP error, ...)."""
+    """A file is not on this machine and could not be downloaded (offline, HTTP error, ...).
+
+    ``bad_files``: what was wrong with each file a server did send (truncated, wrong SHA-256,
+    an HTML page), one sentence each; empty when no server answered at all.
+    """
+
+    def __init__(self, message, bad_files=()):
+        super().__init__(message)
+        self.bad_files = list(bad_files)
 
 
 class ChecksumError(DatasetError):
@@ -19,3 +34,7 @@ class CacheDirError(DatasetError):
 
 class FormatError(DatasetError, ValueError):
     """A file does not have the layout its format promises (IDX header, .amat lines, gzip)."""
+
+
+class UnknownDatasetError(InputError):
+    """A data set name or split minivae does not know; the message lists the known ones."""

@@ -6,6 +6,8 @@ every read, so a truncated or corrupt file is never used.
 
 from dataclasses import dataclass
 
+from .errors import UnknownDatasetError
+
 MNIST_URLS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
@@ -148,14 +150,15 @@ def list_datasets() -> list:
 
 
 def get_info(name: str) -> DatasetInfo:
-    """DatasetInfo for name; ValueError listing the known names otherwise."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    """DatasetInfo for name; UnknownDatasetError listing the known names otherwise."""
+    if not isinstance(name, str) or name not in DATASETS:
+        raise UnknownDatasetError(f"unknown dataset {name!r}; known datasets: "
+                                  f"{', '.join(DATASETS)}")
     return DATASETS[name]
 
 
 def check_split(info: DatasetInfo, split: str) -> None:
-    """ValueError listing the valid splits if split is not one of info's."""
-    if split not in info.splits:
-        raise ValueError(f"dataset {info.name!r} has no split {split!r}; "
-                         f"valid splits: {', '.join(info.splits)}")
+    """UnknownDatasetError listing the valid splits if split is not one of info's."""
+    if not isinstance(split, str) or split not in info.splits:
+        raise UnknownDatasetError(f"dataset {info.name!r} has no split {split!r}; "
+                                  f"valid splits: {', '.join(info.splits)}")

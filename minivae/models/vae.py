@@ -17,7 +17,7 @@ from itertools import pairwise
 import numpy as np
 
 from minivae import losses
-from minivae.checks import check_array
+from minivae.checks import check_array, check_count
 from minivae.errors import InputError
 from minivae.layers import Dense, Linear, Reparameterize, Sequential
 from minivae.layers.base import as_generator
@@ -115,8 +115,9 @@ class VAE:
 
     def sample(self, n, rng=None):
         """n draws of the mean of p(x|z) with z ~ N(0, I).   -> (n, x_dim)."""
+        n = check_count(n, "VAE.sample", "n")
         rng = self.rng if rng is None else as_generator(rng)
-        return self.decode(rng.standard_normal((int(n), self.z_dim), dtype=self.dtype))
+        return self.decode(rng.standard_normal((n, self.z_dim), dtype=self.dtype))
 
     def reconstruct(self, x):
         """decode(mu(x)): the mean reconstruction.   (N, x_dim) -> (N, x_dim)."""
@@ -168,22 +169,48 @@ class VAE:
 
     # ---- likelihood estimates ----
 
+    def log_weights(self, x, eps):
+        """Importance log-weights of z_i = mu(x) + std(x) * eps_i.   x (N, D), eps (N, k, Z)
+        -> (N, k) float64.
+
+            log w_i = log p(x|z_i) + log N(z_i | 0, I) - log q(z_i|x)
+
+        Their mean over i is an ELBO estimate (with a sampled KL); their log-mean-exp is the
+        IWAE bound, never below that mean for the same samples (Jensen).
+        """
+        self._check_x(x)
+        check_array(eps, "VAE.log_weights", shape=(x.shape[0], None, self.z_dim),
+                    dtype=self.dtype, name="eps")
+        mu, logvar = (np.ascontiguousarray(a) for a in self.encode(x))
+        return self._log_weights(x, mu, logvar, eps)
+
+    def _log_weights(self, x, mu, logvar, eps):
+        B, m, Z = eps.shape
+        log2pi = np.log(2 * np.pi)
+        z = mu[:, None, :] + np.exp(0.5 * logvar)[:, None, :] * eps             # (B, m, Z)
+        nll, _ = self.recon_nll(self._decoder_out(z.reshape(B * m, Z)),
+                                np.repeat(x, m, axis=0))                         # (B m,)
+        return (-nll.reshape(B, m).astype(np.float64)
+                - 0.5 * (z.astype(np.float64) ** 2 + log2pi).sum(axis=2)
+                + 0.5 * (eps.astype(np.float64) ** 2 + log2pi
+                         + logvar[:, None, :]).sum(axis=2))                     # (B, m)
+
     def iwae_bound(self, x, k, rng=None, max_floats=2 ** 24):
         """Per-example IWAE lower bound on log p(x) with k importance samples.   -> (N,).
 
             log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),   z_i ~ q(z|x)
 
         k = 1 is the ELBO estimate; the bound tightens as k grows. Computed with a
-        running log-sum-exp over chunks of samples, so that at most about
-        ``max_floats`` decoder outputs exist at once, whatever N and k.
+        running log-sum-exp over chunks of samples (``log_weights`` of each chunk), so that
+        at most about ``max_floats`` decoder outputs exist at once, whatever N and k.
         """
         self._check_x(x)
-        if int(k) < 1:
-            raise InputError(f"VAE.iwae_bound: expected k >= 1 importance samples, got {k}")
-        rng, k = (self.rng if rng is None else as_generator(rng)), int(k)
+        k = check_count(k, "VAE.iwae_bound", "k", what=" (importance samples)")
+        max_floats = check_count(max_floats, "VAE.iwae_bound", "max_floats")
+        rng = self.rng if rng is None else as_generator(rng)
         out_dim = self.decoder.layers[-1].out_features
-        per_chunk = max(1, int(max_floats) // out_dim)             # samples decoded at once
-        N, Z, log2pi = x.shape[0], self.z_dim, np.log(2 * np.pi)
+        per_chunk = max(1, max_floats // out_dim)                   # samples decoded at once
+        N, Z = x.shape[0], self.z_dim
         result = np.empty(N)
         ex_per_chunk = max(1, per_chunk // k)                       # examples when k is small
         for start in range(0, N, ex_per_chunk):
@@ -194,16 +221,8 @@ class VAE:
             run_max = np.full(B, -np.inf)
             run_sum = np.zeros(B)
             for done in range(0, k, s):
-                m = min(s, k - done)
-                eps = rng.standard_normal((B, m, Z), dtype=self.dtype)
-                z = mu[:, None, :] + np.exp(0.5 * logvar)[:, None, :] * eps     # (B, m, Z)
-                out = self._decoder_out(z.reshape(B * m, Z))
-                xr = np.repeat(xb, m, axis=0)                                    # (B m, D)
-                nll, _ = self.recon_nll(out, xr)
-                log_w = (-nll.reshape(B, m).astype(np.float64)
-                         - 0.5 * (z.astype(np.float64) ** 2 + log2pi).sum(axis=2)
-                         + 0.5 * (eps.astype(np.float64) ** 2 + log2pi
-                                  + logvar[:, None, :]).sum(axis=2))             # (B, m)
+                eps = rng.standard_normal((B, min(s, k - done), Z), dtype=self.dtype)
+                log_w = self._log_weights(xb, mu, logvar, eps)                  # (B, m)
                 new_max = np.maximum(run_max, log_w.max(axis=1))
                 run_sum = run_sum * np.exp(run_max - new_max) + np.exp(
                     log_w - new_max[:, None]).sum(axis=1)

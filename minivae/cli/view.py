@@ -1,0 +1,83 @@
+"""`minivae evaluate`, `sample` and `figures`: what a trained run shows."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from minivae import runfolder as rf
+from minivae.errors import MinivaeError
+
+IWAE_K = 100                        # importance samples for the IWAE NLL, unless --iwae-k
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def _load(run_dir, split="test"):
+    model, meta = rf.load_model(run_dir)
+    return model, meta, rf.load_datasets(meta["run"]["data"], (split,))[0]
+
+
+def evaluate_run(run_dir, iwae_k, split, seed):
+    """The numbers of minivae.evaluate.evaluate for a run on one split, with what they are of."""
+    from minivae.evaluate import evaluate, is_variational
+    model, meta, ds = _load(run_dir, split)
+    k = iwae_k if is_variational(model) else 0
+    out = evaluate(model, np.ascontiguousarray(rf.eval_x(ds, meta["run"])), iwae_k=k,
+                   rng=np.random.default_rng(seed))
+    return {"run": str(run_dir), "model": meta["run"]["model"]["model"],
+            "data": meta["run"]["data"], "split": split, "epochs": meta["progress"]["epoch"],
+            **out}
+
+
+def table(m):
+    """The evaluation as aligned lines; per-dimension numbers as a small table."""
+    lines = [(f"{m['model']} on {m['data']} ({m['split']}, {m['n']} examples), after "
+              f"{m['epochs']} epochs; nats per example")]
+    rows = [("negative ELBO", "nelbo"), (f"IWAE NLL (k={m.get('iwae_k')})", "nll"),
+            ("reconstruction -log p(x|z)" if "kl" in m else "reconstruction loss", "recon"),
+            ("KL(q(z|x) || p(z))", "kl"), ("squared error of the mean", "mse")]
+    lines += [f"  {label:<28}{m[k]:>12.3f}" for label, k in rows if k in m]
+    if "kl_per_dim" in m:
+        kl, s2, vm = m["kl_per_dim"], m["mean_sigma2"], m["var_mu"]
+        lines.append(f"  {'active units':<28}{m['active_units']:>12d}   of {len(kl)} "
+                     f"(Var mu > {m['au_threshold']})")
+        lines.append("  dim        KL   mean sigma^2     Var mu   sum (law: -> 1)")
+        lines += [f"  {j:>3} {kl[j]:>9.3f} {s2[j]:>14.4f} {vm[j]:>10.4f} {s2[j] + vm[j]:>11.4f}"
+                  for j in np.argsort(kl)[::-1]]
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args):
+    m = evaluate_run(Path(args.run), args.iwae_k, args.split, args.seed)
+    print(json.dumps(m, indent=2) if args.json else table(m))
+    return 0
+
+
+def cmd_sample(args):
+    from minivae.evaluate import is_variational
+    from minivae.figures import sample_grid
+    out = Path(args.out) if args.out else Path(args.run) / "samples.png"
+    if out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise MinivaeError(f"--out {out}: expected an image file name ending in .png, .pdf, "
+                           ".svg or .jpg")
+    model, meta = rf.load_model(args.run)
+    if not is_variational(model):
+        raise MinivaeError(f"a {meta['run']['model']['model']} model has no prior to sample "
+                           f"from (only vae has); try `minivae figures {args.run}`")
+    shape = rf.load_datasets(meta["run"]["data"], ("test",))[0].image_shape
+    print(sample_grid(model, args.n, np.random.default_rng(args.seed), out, shape))
+    return 0
+
+
+def draw_figures(run_dir, seed):
+    """Every figure that applies to the run, written into RUN/figures; their paths."""
+    from minivae.figures import make_figures
+    model, meta, ds = _load(run_dir)
+    return make_figures(model, ds, meta["history"], Path(run_dir) / "figures",
+                        np.random.default_rng(seed))
+
+
+def cmd_figures(args):
+    for path in draw_figures(Path(args.run), args.seed):
+        print(path)
+    return 0
