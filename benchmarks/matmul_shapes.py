@@ -7,9 +7,18 @@ The classic MNIST VAE, 784-400-20-400-784, batch N=128, does these products each
     backward  dW = x.T @ dy     (D, N) @ (N, H)      the same four layers
               dx = dy @ W.T     (N, H) @ (H, D)      every layer but the first (x is the data)
 
-For each shape the backends are timed in turn, A B C A B C ..., each repetition in a new
-order, and the median time of each is reported: slow moments of a shared machine hit all
-of them alike. The threads are set to 2 (override with --threads) before NumPy is imported.
+How it times.  The backends take turns, A B C A B C ..., for --rounds rounds, each round in
+a new order, and the median over all rounds is reported: slow moments of a shared machine
+hit all of them alike. Each turn is a fresh process that times every shape back to back
+(--reps calls after warm-up), because each backend has its own pool of threads, and a pool
+that has just worked keeps its threads spinning, stealing both cores from the next one.
+Measured on this 2-core machine, idle: one 128x784x400 sgemm alternating call by call with
+a numba parallel loop took 4.6 ms instead of 0.58 ms, and the loop 3.4 ms instead of 5 us.
+``--mode calls`` times that way, A B A B call by call in one process, to show it.
+
+The threads are set to 2 (--threads) before NumPy is imported; the report starts with the
+threading setup and the load: a 2-thread call waits for both cores, so on a busy machine
+the numbers mean little.
 
     python benchmarks/matmul_shapes.py                  # the table
     python benchmarks/matmul_shapes.py --emit-table     # also the NUMBA_FASTER set for
@@ -19,7 +28,9 @@ of them alike. The threads are set to 2 (override with --threads) before NumPy i
 import argparse
 import ctypes
 import glob
+import json
 import os
+import subprocess
 import sys
 import time
 
@@ -29,17 +40,17 @@ def parse_args():
     p.add_argument("--threads", type=int, default=2, help="threads for every backend")
     p.add_argument("--batch", type=int, nargs="+", default=[128], help="batch sizes N")
     p.add_argument("--dtype", choices=["float32", "float64"], nargs="+", default=["float32"])
-    p.add_argument("--reps", type=int, default=60, help="timed calls per backend and shape")
-    p.add_argument("--blocked", action="store_true",
-                   help="time A A A .. B B B .. instead of interleaving (isolates thread pools)")
-    p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
-    p.add_argument("--only", default="numpy,numba,torch",
-                   help="comma-separated backends to time (one per process: no pools compete)")
+    p.add_argument("--only", default="numpy,numba,torch", help="comma-separated backends")
+    p.add_argument("--rounds", type=int, default=5, help="turns of each backend")
+    p.add_argument("--reps", type=int, default=30, help="timed calls per shape and turn")
     p.add_argument("--stat", choices=["median", "min"], default="median",
                    help="min: the best call, an estimate of an unloaded machine's speed")
+    p.add_argument("--mode", choices=["processes", "calls"], default="processes",
+                   help="calls: alternate backends call by call in one process (pools fight)")
     p.add_argument("--margin", type=float, default=1.10,
                    help="--emit-table lists a shape when numba is this many times faster")
     p.add_argument("--emit-table", action="store_true")
+    p.add_argument("--worker", help=argparse.SUPPRESS)          # internal: one backend's turn
     return p.parse_args()
 
 
@@ -68,6 +79,92 @@ def vae_shapes(n):
     return shapes
 
 
+def operands(dtype, n):
+    """[(label, key, flops, ta, tb, a, b, out)] for every product at batch n."""
+    rng = np.random.default_rng(0)
+    ops = []
+    for label, ta, tb, a_shape, b_shape in vae_shapes(n):
+        a = rng.standard_normal(a_shape).astype(dtype)
+        b = rng.standard_normal(b_shape).astype(dtype)
+        m, k = a_shape[::-1] if ta else a_shape
+        cols = b_shape[0] if tb else b_shape[1]
+        key = (dtype, ta, tb, m, k, cols)
+        ops.append((label, key, 2.0 * m * k * cols, ta, tb, a, b, np.empty((m, cols), dtype)))
+    return ops
+
+
+def call(torch, name, ta, tb, a, b, out):
+    """A no-argument function computing out = op(a) @ op(b) in place with one backend."""
+    if name == "torch":
+        at, bt, ot = (torch.from_numpy(v) for v in (a, b, out))   # share memory, no copy
+        at, bt = (at.T if ta else at), (bt.T if tb else bt)
+        return lambda: torch.mm(at, bt, out=ot)
+    return lambda: mm.matmul(a, b, out, ta, tb, backend=name)
+
+
+def load_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(ARGS.threads)
+    return torch
+
+
+def time_calls(fns, reps, rng):
+    """{name: [seconds per call]}: warm up each, then reps calls, back to back or in turns."""
+    for fn in fns.values():
+        for _ in range(3):                              # compile, spin up threads
+            fn()
+    names = list(fns)
+    times = {name: [] for name in names}
+    if ARGS.mode == "calls":
+        order = [name for _ in range(reps) for name in rng.permutation(names)]
+    else:
+        order = [name for name in names for _ in range(reps)]
+    for name in order:
+        t0 = time.perf_counter()
+        fns[name]()
+        times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def worker(name):
+    """One backend's turn: print {key: [seconds, ...]} for every shape as JSON."""
+    torch = load_torch() if name == "torch" else None
+    rng = np.random.default_rng(0)
+    result = {}
+    for dtype in ARGS.dtype:
+        for n in ARGS.batch:
+            for label, key, flops, ta, tb, a, b, out in operands(dtype, n):
+                fn = call(torch, name, ta, tb, a, b, out)
+                result[repr(key)] = time_calls({name: fn}, ARGS.reps, rng)[name]
+    print(json.dumps(result))
+
+
+def measure(names, torch):
+    """{name: {key: [seconds, ...]}} over all rounds."""
+    rng = np.random.default_rng(1)
+    samples = {name: {} for name in names}
+    if ARGS.mode == "calls":                            # everything in this process
+        for dtype in ARGS.dtype:
+            for n in ARGS.batch:
+                for label, key, flops, ta, tb, a, b, out in operands(dtype, n):
+                    fns = {x: call(torch, x, ta, tb, a, b, out) for x in names}
+                    for x, t in time_calls(fns, ARGS.reps * ARGS.rounds, rng).items():
+                        samples[x][repr(key)] = t
+        return samples
+    argv = [sys.executable, os.path.abspath(__file__), "--threads", str(ARGS.threads),
+            "--reps", str(ARGS.reps), "--batch", *map(str, ARGS.batch), "--dtype", *ARGS.dtype]
+    for _ in range(ARGS.rounds):
+        for name in rng.permutation(names):
+            out = subprocess.run(argv + ["--worker", name], capture_output=True, text=True,
+                                 check=True).stdout
+            for key, t in json.loads(out.splitlines()[-1]).items():
+                samples[name].setdefault(key, []).extend(t)
+    return samples
+
+
 def openblas_info():
     """OpenBLAS's own idea of its config and threads, read through ctypes (None if not found)."""
     libs = glob.glob(os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs", "*openblas*"))
@@ -84,118 +181,76 @@ def openblas_info():
     return None
 
 
-def load_torch():
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(ARGS.threads)
-    return torch
-
-
 def report_threads(torch):
     print("threads")
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                "NUMBA_NUM_THREADS"):
-        print(f"  {var:22s} {os.environ.get(var)}")
+                "NUMBA_NUM_THREADS", "OMP_WAIT_POLICY"):
+        print(f"  {var:22s} {os.environ.get(var, '(unset)')}")
     info = openblas_info()
     print(f"  numpy {np.__version__} BLAS: " +
           (f"{info[0]}, {info[1]} threads" if info else "not OpenBLAS (see np.show_config())"))
     print(f"  numba {numba.__version__}: {numba.get_num_threads()} threads, "
-          f"layer {numba.threading_layer()}")
+          f"layer {numba.config.THREADING_LAYER}")
     if torch is not None:
+        mkl = torch.backends.mkl.is_available()
         print(f"  torch {torch.__version__}: {torch.get_num_threads()} threads, "
-              f"BLAS {'MKL' if torch.backends.mkl.is_available() else 'not MKL'}")
-    else:
-        print("  torch: not installed (pip install torch to compare against it)")
+              f"BLAS {'MKL' if mkl else 'not MKL'}")
+    elif "torch" in ARGS.only:
+        print("  torch: not installed, left out (pip install torch to compare against it)")
     print(f"  cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f} "
-          "(above ~0.5 another process shares the cores: numbers are noisy)")
+          "(above ~0.3 another process is using the cores: the numbers are noisy)")
 
 
-def backends(torch, ta, tb, a, b, out):
-    """name -> a no-argument function computing out = op(a) @ op(b) in place."""
-    fns = {
-        "numpy": lambda: mm.matmul(a, b, out, ta, tb, backend="numpy"),
-        "numba": lambda: mm.matmul(a, b, out, ta, tb, backend="numba"),
-    }
-    fns = {name: fn for name, fn in fns.items() if name in ARGS.only.split(",")}
-    if torch is not None and "torch" in ARGS.only.split(","):
-        at, bt, ot = (torch.from_numpy(v) for v in (a, b, out))   # share memory, no copy
-        at, bt = (at.T if ta else at), (bt.T if tb else bt)
-        fns["torch"] = lambda: torch.mm(at, bt, out=ot)
-    return fns
-
-
-def time_backends(fns, reps, blocked, rng):
-    """Median (or --stat min) seconds per call of each function."""
-    names = list(fns)
-    times = {name: [] for name in names}
-    for name in names:                                  # warm up: compile, spin up threads
-        for _ in range(3):
-            fns[name]()
-    if blocked:
-        order = [name for name in names for _ in range(reps)]
-    else:
-        order = [name for _ in range(reps) for name in rng.permutation(names)]
-    for name in order:
-        t0 = time.perf_counter()
-        fns[name]()
-        times[name].append(time.perf_counter() - t0)
+def print_table(dtype, n, names, samples):
     stat = np.median if ARGS.stat == "median" else np.min
-    return {name: float(stat(t)) for name, t in times.items()}
+    both = {"numpy", "numba"} <= set(names)
+    how = ("one process per turn" if ARGS.mode == "processes"
+           else "call by call in one process")
+    print(f"\n{dtype}, N={n}, {ARGS.rounds} rounds x {ARGS.reps} calls, {how}, "
+          f"{ARGS.stat}: GFLOP/s (microseconds)")
+    print(f"{'product':28s} {'M x K x N':>15s} " + " ".join(f"{x:>15s}" for x in names)
+          + ("  numpy/numba time" if both else ""))
+    total = {x: 0.0 for x in names}
+    best = all_flops = 0.0
+    faster = []
+    for label, key, flops, *_ in operands(dtype, n):
+        secs = {x: float(stat(samples[x][repr(key)])) for x in names}
+        m, k, cols = key[3:]
+        cells = " ".join(f"{flops / secs[x] / 1e9:7.1f} ({secs[x] * 1e6:5.0f})" for x in names)
+        ratio = f"  {secs['numpy'] / secs['numba']:16.2f}" if both else ""
+        print(f"{label:28s} {f'{m}x{k}x{cols}':>15s} {cells}{ratio}")
+        for x in names:
+            total[x] += secs[x]
+        all_flops += flops
+        if both:
+            best += min(secs["numpy"], secs["numba"])
+            if secs["numba"] * ARGS.margin < secs["numpy"]:
+                faster.append(key)
+    cells = " ".join(f"{all_flops / total[x] / 1e9:7.1f} ({total[x] * 1e6:5.0f})" for x in names)
+    print(f"{'one training step':28s} {f'{all_flops / 1e6:.0f} MFLOP':>15s} {cells}")
+    if both:
+        print(f"{'  best of numpy/numba':28s} {'':>15s} {all_flops / best / 1e9:7.1f} "
+              f"({best * 1e6:5.0f})")
+    return faster
 
 
 def main():
-    torch = None if ARGS.no_torch or "torch" not in ARGS.only else load_torch()
+    if ARGS.worker:
+        return worker(ARGS.worker)
+    torch = load_torch() if "torch" in ARGS.only else None
+    names = [x for x in ("numpy", "numba", "torch") if x in ARGS.only.split(",")
+             and (x != "torch" or torch is not None)]
     report_threads(torch)
-    rng = np.random.default_rng(0)
+    samples = measure(names, torch)
     faster = []
     for dtype in ARGS.dtype:
         for n in ARGS.batch:
-            rows = []
-            for label, ta, tb, a_shape, b_shape in vae_shapes(n):
-                a = rng.standard_normal(a_shape).astype(dtype)
-                b = rng.standard_normal(b_shape).astype(dtype)
-                m, k = a_shape[::-1] if ta else a_shape
-                n_cols = b_shape[0] if tb else b_shape[1]
-                out = np.empty((m, n_cols), dtype)
-                secs = time_backends(backends(torch, ta, tb, a, b, out), ARGS.reps,
-                                     ARGS.blocked, rng)
-                flops = 2.0 * m * k * n_cols
-                rows.append((label, (m, k, n_cols), flops, secs))
-                if {"numpy", "numba"} <= set(secs) and secs["numba"] * ARGS.margin < secs["numpy"]:
-                    faster.append((dtype, ta, tb, m, k, n_cols))
-            print_table(dtype, n, rows)
+            faster += print_table(dtype, n, names, samples)
     if ARGS.emit_table:
         print("\nNUMBA_FASTER = frozenset({")
         for key in faster:
             print(f"    {key!r},")
         print("})")
-
-
-def print_table(dtype, n, rows):
-    names = list(rows[0][3])
-    print(f"\n{dtype}, N={n}, {'blocked' if ARGS.blocked else 'interleaved'}, "
-          f"{ARGS.stat} of {ARGS.reps}: GFLOP/s (microseconds)")
-    both = {"numpy", "numba"} <= set(names)
-    print(f"{'product':28s} {'M x K x N':>15s} " + " ".join(f"{x:>15s}" for x in names)
-          + ("  numpy/numba time" if both else ""))
-    total = {name: 0.0 for name in names}
-    best = 0.0
-    for label, (m, k, n_cols), flops, secs in rows:
-        cells = " ".join(f"{flops / secs[x] / 1e9:7.1f} ({secs[x] * 1e6:5.0f})" for x in names)
-        ratio = f"  {secs['numpy'] / secs['numba']:16.2f}" if both else ""
-        print(f"{label:28s} {f'{m}x{k}x{n_cols}':>15s} {cells}{ratio}")
-        for x in names:
-            total[x] += secs[x]
-        if both:
-            best += min(secs["numpy"], secs["numba"])
-    flops = sum(r[2] for r in rows)
-    cells = " ".join(f"{flops / total[x] / 1e9:7.1f} ({total[x] * 1e6:5.0f})" for x in names)
-    print(f"{'one training step':28s} {f'{flops / 1e6:.0f} MFLOP':>15s} {cells}")
-    if both:
-        print(f"{'  best of numpy/numba':28s} {'':>15s} {flops / best / 1e9:7.1f} "
-              f"({best * 1e6:5.0f})")
 
 
 if __name__ == "__main__":

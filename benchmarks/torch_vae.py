@@ -12,8 +12,9 @@ The same model and training loop minivae trains, written the usual PyTorch way:
 
 PyTorch is imported only when a function here runs, and is never a minivae dependency:
 
-    from benchmarks.torch_vae import train_epoch, iwae_eval
+    from benchmarks.torch_vae import train_epoch, train_steps, iwae_eval
     seconds = train_epoch(x, seed=0)           # x: (n, 784) float array of 0s and 1s
+    per_step = train_steps(model, opt, torch.from_numpy(x), order)   # seconds of each step
     seconds = iwae_eval(x[:1000], k=100, chunk=100)
 
     python benchmarks/torch_vae.py --epochs 3  # random binary data, 60000 x 784
@@ -100,17 +101,30 @@ def train_epoch(x, seed=0, *, model=None, optimizer=None, batch=128, lr=1e-3, th
     if optimizer is None:
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     torch.manual_seed(seed)                              # eps
-    order = torch.from_numpy(np.random.default_rng(seed).permutation(len(xt)))
+    order = np.random.default_rng(seed).permutation(len(xt))
+    return sum(train_steps(model, optimizer, xt, order, batch, threads))
+
+
+def train_steps(model, optimizer, xt, order, batch=128, threads=2):
+    """Seconds of each Adam step (a list) over the rows xt[order], ``batch`` at a time.
+
+    xt is a tensor (n, 784) (``_as_tensor``), order an integer array of row numbers; the
+    clock of a step covers the gather of its batch, forward, backward and update.
+    """
+    torch = _torch(threads)
+    order = torch.from_numpy(np.asarray(order))
     model.train()
-    t0 = time.perf_counter()
-    for start in range(0, len(xt), batch):
+    times = []
+    for start in range(0, len(order), batch):
+        t0 = time.perf_counter()
         xb = xt[order[start:start + batch]]             # (B, D) gather, as minivae does
         logits, mu, logvar = model(xb)
         loss = neg_elbo(torch, logits, xb, mu, logvar).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return time.perf_counter() - t0
+        times.append(time.perf_counter() - t0)
+    return times
 
 
 def iwae_logpx(model, x, k, chunk, seed=0, threads=2):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from minivae.kernels import activations as KA
 from minivae.kernels import checks as KC
+from minivae.kernels import fastexp as FE
 from minivae.kernels import losses as KL
 from minivae.kernels import optim as KO
 from minivae.kernels import reparam as KR
@@ -21,7 +22,8 @@ DTYPES = [np.float32, np.float64]
 KINDS = sorted(KA.CODES.items())                       # every activation code
 TESTED = {"bias_act_forward", "act_backward", "act_backward_bias", "bernoulli_nll",
           "gaussian_nll", "gaussian_nll_shared", "gaussian_kl", "squared_error",
-          "reparam_forward", "reparam_backward", "sgd_update", "adam_update", "all_finite"}
+          "reparam_forward", "reparam_backward", "sgd_update", "adam_update", "all_finite",
+          "bernoulli_nll_repeated", "exp_neg_abs", "log1p_unit"}
 
 
 def tol(dtype):
@@ -58,7 +60,7 @@ def assert_same(name, module, args, outs, dtype):
 
 # ---- every kernel has a twin, and is tested here ----
 
-@pytest.mark.parametrize("module", [KA, KC, KL, KO, KR], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [KA, KC, FE, KL, KO, KR], ids=lambda m: m.__name__)
 def test_every_kernel_has_a_numpy_twin(module):
     tree = ast.parse(inspect.getsource(module))
     kernels = {f.name for f in tree.body if isinstance(f, ast.FunctionDef)
@@ -116,10 +118,50 @@ def test_loss_kernels(dtype, data):
     out = np.empty(N, dtype)
     E = np.empty_like
     assert_same("bernoulli_nll", KL, (a, p, out, E(a)), [2, 3], dtype)
+    m = data.draw(st.integers(1, 3))
+    am = data.draw(matrix(dtype, -20.0, 20.0, shape=(N * m, a.shape[1])))
+    assert_same("bernoulli_nll_repeated", KL, (am, p, m, np.empty(N * m, dtype)), [3], dtype)
     assert_same("gaussian_nll", KL, (b, v, p, out, E(a), E(a)), [3, 4, 5], dtype)
     assert_same("gaussian_nll_shared", KL, (b, vs, p, out, E(a), np.empty(N)), [3, 4, 5], dtype)
     assert_same("gaussian_kl", KL, (b, v, out, E(a), E(a)), [2, 3, 4], dtype)
     assert_same("squared_error", KL, (a, b, out, E(a)), [2, 3], dtype)
+
+
+# ---- exp and log1p as polynomials (float32) ----
+
+ULP32 = 2.0 ** -23                                     # float32 spacing at 1, relative
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@FEW
+@given(data=st.data())
+def test_exp_neg_abs(dtype, data):
+    a = data.draw(arrays((data.draw(st.integers(1, 40)),), floats(-90.0, 90.0, width(dtype)),
+                         dtype))
+    E = np.empty_like
+    assert_same("exp_neg_abs", FE, (a, E(a), E(a), np.empty(a.shape, np.int32)), [1, 2], dtype)
+    e = data.draw(arrays((5,), floats(0.0, 1.0, width(dtype)), dtype))
+    np.testing.assert_allclose(FE.log1p_unit(np.float32(e[0])), FE.log1p_unit_np(e[0]),
+                               rtol=4 * ULP32, atol=0)
+
+
+def test_fastexp_float32_within_a_few_roundings_over_the_whole_range():
+    """exp(-|a|) and log1p of it, against float64, at a million points and the edges."""
+    a = np.concatenate([np.linspace(-87.0, 87.0, 1_000_001),
+                        [0.0, -0.0, 1e-30, 1e-8, 0.34657359, 0.34657360, 86.9, 87.0,
+                         87.5, 88.0, 100.0, 1e4, 3.4e38]]).astype(np.float32)
+    e, l1p = np.empty_like(a), np.empty_like(a)
+    FE.exp_neg_abs(a, e, l1p, np.empty(a.shape, np.int32))
+    true_e = np.exp(-np.abs(a.astype(np.float64)))
+    normal = np.abs(a) <= 87.0
+    assert np.max(np.abs(e[normal] / true_e[normal] - 1)) < 3 * ULP32
+    assert np.all(np.abs(e[~normal] - true_e[~normal]) < 2e-38)    # tails: exp(-87) or less
+    true_l1p = np.log1p(true_e)
+    assert np.max(np.abs(l1p[normal] / true_l1p[normal] - 1)) < 4 * ULP32
+    e64, l64 = np.empty(a.shape), np.empty(a.shape)                # float64: np.exp itself
+    FE.exp_neg_abs(a.astype(np.float64), e64, l64, np.empty(a.shape, np.int32))
+    np.testing.assert_array_equal(e64, true_e)
+    np.testing.assert_array_equal(l64, true_l1p)
 
 
 # ---- reparameterization ----

@@ -22,13 +22,13 @@ CODES = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU,
          "tanh": TANH, "sigmoid": SIGMOID, "softplus": SOFTPLUS}
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _typed(x, like):
     """``x`` as a scalar of ``like``'s dtype (keeps float32 loops in float32)."""
     return np.full(1, x, like.dtype)[0]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def bias_act_forward(a, b, kind, slope, out):
     """out[n, h] = act(a[n, h] + b[h]).   a, out (N, H); b (H,). ``out`` may be ``a``.
 
@@ -63,7 +63,7 @@ def bias_act_forward(a, b, kind, slope, out):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def act_backward(dy, y, kind, slope, out):
     """out = dy * act'(y).   dy, y, out (N, H). ``out`` may be ``dy``."""
     N, H = dy.shape
@@ -90,7 +90,7 @@ def act_backward(dy, y, kind, slope, out):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def act_backward_bias(dy, y, kind, slope, out, db):
     """out = dy * act'(y) and db[h] += sum_n out[n, h].   dy, y, out (N, H); db (H,)."""
     act_backward(dy, y, kind, slope, out)

@@ -77,7 +77,7 @@ def matmul_nt_np(a, b, out):
 
 # --- the numba kernels ------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _rows4(a, b, acc, i, j0, n, k0, k1):
     """acc[i:i+4, :n] += a[i:i+4, k0:k1] @ b[k0:k1, j0:j0+n], two values of k per pass."""
     c0 = acc[i, :n]                                            # (n,) views of 4 rows of acc
@@ -111,7 +111,7 @@ def _rows4(a, b, acc, i, j0, n, k0, k1):
             c3[j] = c3[j] + a30 * v0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _row1(a, b, acc, i, j0, n, k0, k1):
     """acc[i, :n] += a[i, k0:k1] @ b[k0:k1, j0:j0+n], for the rows left after the 4s."""
     c0 = acc[i, :n]
@@ -122,7 +122,7 @@ def _row1(a, b, acc, i, j0, n, k0, k1):
             c0[j] = c0[j] + a00 * b0[j]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def _matmul_blocked(a, b, out, mb, kb, nb):
     """out = a @ b with explicit block sizes (tests use tiny ones to reach every edge).
 
@@ -162,21 +162,21 @@ def _matmul_blocked(a, b, out, mb, kb, nb):
 # kernel then sees two layouts of A (C, and F for a.T) and one of B, so numba compiles it
 # just four times (two layouts x float32/float64).
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def matmul_nn(a, b, out):
     """out = a @ b.   a (M, K), b (K, N) -> out (M, N). Twin: ``matmul_nn_np``."""
     a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)   # no copy if they already are
     return _matmul_blocked(a, b, out, MB, KB, NB)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def matmul_tn(a, b, out):
     """out = a.T @ b.   a (K, M), b (K, N) -> out (M, N). Twin: ``matmul_tn_np``."""
     a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
     return _matmul_blocked(a.T, b, out, MB, KB, NB)            # a.T is a view: no copy
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def matmul_nt(a, b, out):
     """out = a @ b.T.   a (M, K), b (N, K) -> out (M, N). Twin: ``matmul_nt_np``."""
     a, bt = np.ascontiguousarray(a), np.ascontiguousarray(b.T)   # bt (K, N): a scratch copy

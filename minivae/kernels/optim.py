@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sgd_update(p, g, v, lr, momentum, wd):
     """One SGD step with momentum, in place on p and v (all 1-D, same length)."""
     for i in range(p.shape[0]):
@@ -19,7 +19,7 @@ def sgd_update(p, g, v, lr, momentum, wd):
         p[i] -= lr * v[i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def adam_update(p, g, m, v, lr, b1, b2, eps, t, wd):
     """One bias-corrected Adam step number t (t >= 1), in place on p, m and v (1-D).
 

@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def reparam_forward(mu, logvar, eps, z, std):
     """z = mu + exp(0.5 logvar) * eps, keeping std for the backward pass."""
     for n in range(mu.shape[0]):
@@ -21,7 +21,7 @@ def reparam_forward(mu, logvar, eps, z, std):
     return z
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def reparam_backward(dz, eps, std, dlogvar):
     """dlogvar = 0.5 * dz * eps * std (dmu is dz itself)."""
     for n in range(dz.shape[0]):

@@ -16,16 +16,17 @@ class Dense(Linear):
     identity, relu, leaky_relu, tanh, sigmoid, softplus.
 
     backward:  da = dy * act'(y);  dW += x.T @ da;  db += sum_n da;  dx = da @ W.T
+               (dx only if ``input_grad``: see Linear)
     """
 
     def __init__(self, in_features, out_features, activation="relu", *, negative_slope=0.01,
-                 rng=None, dtype=np.float32):
+                 rng=None, dtype=np.float32, input_grad=True):
         if activation not in K.CODES:
             raise ValueError(f"Dense: activation must be one of {sorted(K.CODES)}, "
                              f"got {activation!r}")
         if not negative_slope >= 0:
             raise ValueError(f"Dense: negative_slope must be >= 0, got {negative_slope}")
-        super().__init__(in_features, out_features, rng=rng, dtype=dtype)
+        super().__init__(in_features, out_features, rng=rng, dtype=dtype, input_grad=input_grad)
         self.activation = activation
         self.kind = K.CODES[activation]
         self.slope = float(negative_slope)
@@ -44,7 +45,7 @@ class Dense(Linear):
         da = K.act_backward_bias(dy, y, self.kind, self.slope, np.empty_like(dy),
                                  self.grads["b"])                       # (N, H)
         self.grads["W"] += x.T @ da                                     # (D, H)
-        return da @ self.params["W"].T                                  # (N, D)
+        return da @ self.params["W"].T if self.input_grad else None     # (N, D)
 
     def __repr__(self):
         return (f"Dense({self.in_features} -> {self.out_features}, {self.activation}, "

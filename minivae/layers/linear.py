@@ -11,10 +11,12 @@ class Linear(Layer):
 
     W and b start uniform in +-1/sqrt(D) from ``rng`` (a Generator, an int seed,
     or None for fresh entropy). ``dtype`` is float32 (fast) or float64 (for
-    gradient checks); inputs must match it.
+    gradient checks); inputs must match it. ``input_grad=False`` is for a first layer,
+    whose input is the data: backward then skips dx = dy @ W.T and returns None.
     """
 
-    def __init__(self, in_features, out_features, *, rng=None, dtype=np.float32):
+    def __init__(self, in_features, out_features, *, rng=None, dtype=np.float32,
+                 input_grad=True):
         super().__init__()
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
@@ -27,11 +29,14 @@ class Linear(Layer):
         self.params = {"W": init_uniform(rng, (D, H), D, self.dtype),
                        "b": init_uniform(rng, (H,), D, self.dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.input_grad = bool(input_grad)
 
     def forward(self, x):
         check_array(x, repr(self), shape=(None, self.in_features), dtype=self.dtype)
         self.cache = x
-        return x @ self.params["W"] + self.params["b"]                # (N, H)
+        y = x @ self.params["W"]                                       # (N, H)
+        y += self.params["b"]
+        return y
 
     def backward(self, dy):
         x = self._cached()
@@ -39,7 +44,7 @@ class Linear(Layer):
                     name="dy")
         self.grads["W"] += x.T @ dy                                    # (D, H)
         self.grads["b"] += dy.sum(axis=0)                              # (H,)
-        return dy @ self.params["W"].T                                 # (N, D)
+        return dy @ self.params["W"].T if self.input_grad else None    # (N, D)
 
     def __repr__(self):
         return f"Linear({self.in_features} -> {self.out_features}, {self.dtype.name})"

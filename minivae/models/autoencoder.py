@@ -60,7 +60,8 @@ class Autoencoder:
         self.x_dim, self.hidden, self.z_dim = int(x_dim), hidden, int(z_dim)
         self.output, self.activation, self.dtype = output, activation, np.dtype(dtype)
         self.rng = as_generator(rng)
-        self.encoder = mlp((self.x_dim, *hidden, self.z_dim), activation, self.rng, dtype)
+        self.encoder = mlp((self.x_dim, *hidden, self.z_dim), activation, self.rng, dtype,
+                           input_grad=False)                          # x is data
         self.decoder = mlp((self.z_dim, *hidden[::-1], self.x_dim), activation, self.rng, dtype)
         self.cache = None
         self.last = {}

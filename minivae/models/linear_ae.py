@@ -31,7 +31,8 @@ class LinearAutoencoder:
                              f"z_dim={z_dim}")
         self.x_dim, self.z_dim, self.dtype = int(x_dim), int(z_dim), np.dtype(dtype)
         self.rng = as_generator(rng)                  # used only to initialise the weights
-        self.encoder = Linear(self.x_dim, self.z_dim, rng=self.rng, dtype=dtype)
+        self.encoder = Linear(self.x_dim, self.z_dim, rng=self.rng, dtype=dtype,
+                              input_grad=False)                      # x is data
         self.decoder = Linear(self.z_dim, self.x_dim, rng=self.rng, dtype=dtype)
         self.cache = None
 

@@ -18,17 +18,23 @@ import numpy as np
 
 from minivae import losses
 from minivae.checks import check_array, check_count
-from minivae.errors import InputError
+from minivae.errors import InputError, NonFiniteError
+from minivae.kernels import losses as K
+from minivae.kernels.checks import all_finite
 from minivae.layers import Dense, Linear, Reparameterize, Sequential
 from minivae.layers.base import as_generator
 
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
 
 
-def mlp(sizes, activation, rng, dtype):
-    """Dense layers with ``activation`` between ``sizes``; the last layer is linear."""
+def mlp(sizes, activation, rng, dtype, input_grad=True):
+    """Dense layers with ``activation`` between ``sizes``; the last layer is linear.
+
+    ``input_grad=False`` when the input is data: the first layer skips its dx.
+    """
     layers = [Dense(a, b, activation, rng=rng, dtype=dtype) for a, b in pairwise(sizes[:-1])]
     layers.append(Linear(sizes[-2], sizes[-1], rng=rng, dtype=dtype))
+    layers[0].input_grad = bool(input_grad)
     return Sequential(*layers)
 
 
@@ -59,7 +65,8 @@ class VAE:
         self.activation, self.sigma, self.dtype = activation, float(sigma), np.dtype(dtype)
         self.rng = as_generator(rng)
         out_dim = 2 * self.x_dim if likelihood == "gaussian-learned" else self.x_dim
-        self.encoder = mlp((self.x_dim, *hidden, 2 * self.z_dim), activation, self.rng, dtype)
+        self.encoder = mlp((self.x_dim, *hidden, 2 * self.z_dim), activation, self.rng, dtype,
+                           input_grad=False)                          # x is data
         self.decoder = mlp((self.z_dim, *hidden[::-1], out_dim), activation, self.rng, dtype)
         self.reparam = Reparameterize(self.rng)
         self.cache = None
@@ -96,6 +103,9 @@ class VAE:
     def encode(self, x):
         """q(z|x) parameters.   x (N, x_dim) -> mu (N, Z), logvar (N, Z)."""
         self._check_x(x)
+        return self._encode(x)
+
+    def _encode(self, x):
         h = self.encoder.forward(x)                                   # (N, 2Z)
         return h[:, :self.z_dim], h[:, self.z_dim:]
 
@@ -136,6 +146,17 @@ class VAE:
         nll, (dmean, dlogvar) = losses.gaussian_nll(mean, logvar, x)
         return nll, np.concatenate([dmean, dlogvar], axis=1)
 
+    def _nll_repeated(self, out, x, m):
+        """-log p(x_n | z) for rows n m ... n m + m - 1 of the decoder output.  -> (B m,)."""
+        if self.likelihood != "bernoulli":
+            return self.recon_nll(out, np.repeat(x, m, axis=0))[0]
+        logits = out[0]                                               # (B m, D)
+        nll = K.bernoulli_nll_repeated(logits, x, m, np.empty(logits.shape[0]))
+        if not all_finite(nll):
+            raise NonFiniteError("VAE: the decoder's logits overflowed while estimating "
+                                 "log p(x); expected finite values")
+        return nll
+
     # ---- the objective ----
 
     def loss(self, x, eps=None):
@@ -146,12 +167,13 @@ class VAE:
         """
         self._check_x(x)
         N = x.shape[0]
-        mu, logvar = self.encode(x)                                   # (N, Z) each
+        mu, logvar = self._encode(x)                                  # (N, Z) each
         z = self.reparam.forward(mu, logvar, eps)                     # (N, Z)
         recon, dout = self.recon_nll(self._decoder_out(z), x)    # (N,), (N, out)
         kl, (dmu_kl, dlogvar_kl) = losses.gaussian_kl(mu, logvar)     # (N,), (N, Z) x2
         w = self.beta * self.kl_weight
         per_example = recon + w * kl
+        dout *= 1.0 / N                              # d(batch mean)/d out, in place: dout is ours
         self.cache = (N, dout, dmu_kl, dlogvar_kl, w)
         self.last = {"recon": recon, "kl": kl, "loss": per_example}
         return float(per_example.mean())
@@ -161,7 +183,7 @@ class VAE:
         if self.cache is None:
             raise InputError("VAE.backward called before loss(x); call loss(x) first")
         N, dout, dmu_kl, dlogvar_kl, w = self.cache
-        dz = self.decoder.backward(dout / N)                          # (N, Z)
+        dz = self.decoder.backward(dout)                              # (N, Z)
         dmu, dlogvar = self.reparam.backward(dz)                      # (N, Z) x2
         dmu += (w / N) * dmu_kl
         dlogvar += (w / N) * dlogvar_kl
@@ -188,8 +210,7 @@ class VAE:
         B, m, Z = eps.shape
         log2pi = np.log(2 * np.pi)
         z = mu[:, None, :] + np.exp(0.5 * logvar)[:, None, :] * eps             # (B, m, Z)
-        nll, _ = self.recon_nll(self._decoder_out(z.reshape(B * m, Z)),
-                                np.repeat(x, m, axis=0))                         # (B m,)
+        nll = self._nll_repeated(self._decoder_out(z.reshape(B * m, Z)), x, m)   # (B m,)
         return (-nll.reshape(B, m).astype(np.float64)
                 - 0.5 * (z.astype(np.float64) ** 2 + log2pi).sum(axis=2)
                 + 0.5 * (eps.astype(np.float64) ** 2 + log2pi
@@ -215,7 +236,7 @@ class VAE:
         ex_per_chunk = max(1, per_chunk // k)                       # examples when k is small
         for start in range(0, N, ex_per_chunk):
             xb = x[start:start + ex_per_chunk]                        # (B, D)
-            mu, logvar = (np.ascontiguousarray(a) for a in self.encode(xb))
+            mu, logvar = (np.ascontiguousarray(a) for a in self._encode(xb))
             B = xb.shape[0]
             s = min(k, max(1, per_chunk // B))                        # samples per pass
             run_max = np.full(B, -np.inf)

@@ -1,0 +1,399 @@
+"""Speed of the classic MNIST VAE: minivae against PyTorch and against NumPy's own sgemm.
+
+The model: 784-400-20-400-784 ReLU, Bernoulli likelihood, Adam lr 1e-3, batches of 128 in a
+seeded random order, float32, the real MNIST training set (60000 = 468 x 128 + 96 rows, so an
+epoch is 469 steps). Contenders:
+
+    minivae        minivae's training loop (what minivae.train does per batch): the first 5
+                   steps timed apart (numba compile or cache load; compile_s is their time
+                   less 5 median steps), then a whole epoch (or --steps steps, extrapolated)
+    torch          benchmarks/torch_vae.py, the same model the usual PyTorch way, timed alike
+    minivae-nojit  minivae with NUMBA_DISABLE_JIT=1: 1 warm-up step, then --nojit-steps steps,
+                   extrapolated to an epoch (pure-Python loops: an epoch would take hours)
+    sgemm          np.matmul(a, b, out=out) at exactly the 11 products of one training step,
+                   median of --sgemm-reps calls each: the matmul rate this machine can reach
+    minivae-iwae   with --iwae: model.iwae_bound(x_test, k) on a fresh model, which decodes
+    torch-iwae     about 2**24 // 784 rows per pass; torch_vae.iwae_logpx with the chunk of
+                   examples that gives its decoder as many rows per pass. Both are warmed up
+                   on 2 images first; full size (k=5000, 10000 images) is ~4 min each
+
+How it times.  Every measurement is a fresh child process of this script (--child JOB) that
+prints one JSON line: each library keeps its own pool of threads, and a pool that has just
+worked keeps spinning and steals the cores from the next one, so libraries interleaved inside
+one process slow each other down (benchmarks/matmul_shapes.py --mode calls shows by how much).
+The threads (OMP, OPENBLAS, MKL, NUMBA_NUM_THREADS and torch.set_num_threads) are set to
+--threads in the child before NumPy, numba or PyTorch load. The contenders take turns,
+A B C A B C ..., each round in a new random order, so that a slow moment of a shared machine
+hits all of them alike, and the report gives the median over rounds (min and max beside it).
+The FLOP counts are those of the matrix products only (2 M K N each); a contender's GFLOP/s
+is that count divided by its time, so its percentage of the sgemm rate says how close the
+whole step, elementwise work and Python included, comes to spending its time in sgemm.
+
+PyTorch is optional, never a minivae dependency: without it its columns are left out.
+
+    export MINIVAE_DATA_MIRROR=/work/shared/data            # MNIST without the network
+    python benchmarks/vae_speed.py                          # training, 3 rounds (~3 min)
+    python benchmarks/vae_speed.py --iwae                   # and IWAE k=5000 on 10000 images
+    python benchmarks/vae_speed.py --steps 50 --rounds 1 --iwae --iwae-n 50 --iwae-k 100
+                                                            # a smoke run (extrapolated)
+    python benchmarks/vae_speed.py --only minivae,torch --json speed.json
+"""
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from statistics import median
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+B, N_TRAIN, STEPS = 128, 60000, 469          # batch, MNIST training rows, steps per epoch
+FIRST = 5                                    # steps timed apart at the start of a run
+LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]   # (D, H): encoder 2, decoder 2
+DECODE_ROWS = 2 ** 24 // 784                 # rows iwae_bound decodes per pass (max_floats)
+TRAIN = ("minivae", "torch", "minivae-nojit", "sgemm")
+IWAE = ("minivae-iwae", "torch-iwae")
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2, help="threads for every library")
+    p.add_argument("--rounds", type=int, default=3, help="turns of each training contender")
+    p.add_argument("--steps", type=int, help="time only this many steps, not a whole epoch")
+    p.add_argument("--nojit-steps", type=int, default=10, help="steps timed with JIT off")
+    p.add_argument("--sgemm-reps", type=int, default=50, help="timed calls per product")
+    p.add_argument("--iwae", action="store_true", help="also time the IWAE evaluation")
+    p.add_argument("--iwae-k", type=int, default=5000, help="importance samples")
+    p.add_argument("--iwae-n", type=int, default=10000, help="MNIST test images (10000: all)")
+    p.add_argument("--iwae-rounds", type=int, default=1, help="turns of each IWAE contender")
+    p.add_argument("--only", help="comma-separated contenders, e.g. minivae,torch,sgemm")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="also write every sample and the summary here")
+    p.add_argument("--child", help=argparse.SUPPRESS)            # internal: one measurement
+    return p.parse_args()
+
+
+ARGS = parse_args()
+if ARGS.child:
+    for var in THREAD_VARS:
+        os.environ[var] = str(ARGS.threads)                      # before numpy, numba, torch
+    sys.path.insert(0, ROOT)
+
+
+def products(n):
+    """(M, K, N, trans_a, trans_b) of the 11 matrix products of one training step at batch n."""
+    out = [(n, d, h, False, False) for d, h in LAYERS]          # forward   x @ W
+    out += [(d, n, h, True, False) for d, h in LAYERS]          # backward  dW = x.T @ dy
+    out += [(n, h, d, False, True) for d, h in LAYERS[1:]]      # backward  dx = dy @ W.T
+    return out
+
+
+def step_flops(n):
+    return sum(2.0 * m * k * c for m, k, c, _, _ in products(n))
+
+
+EPOCH_FLOPS = (N_TRAIN // B) * step_flops(B) + step_flops(N_TRAIN % B)   # 468 x 128 + 96 rows
+
+
+def iwae_flops(n, k):
+    """Encoder once per image, decoder once per sample: n x 784 -> 40, n k x 20 -> 784."""
+    enc = sum(2.0 * d * h for d, h in LAYERS[:2])
+    dec = sum(2.0 * d * h for d, h in LAYERS[2:])
+    return n * enc + n * k * dec
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024    # KiB on Linux
+
+
+# ---- children: one measurement each, one JSON line out ----
+
+def child_info():
+    import numba
+    import numpy as np
+    info = {"numpy": np.__version__, "numba": numba.__version__,
+            "numba_threads": numba.get_num_threads(), "torch": None}
+    try:
+        import torch
+    except ImportError:
+        return info
+    torch.set_num_threads(ARGS.threads)
+    return {**info, "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+
+
+def child_train(job):
+    import numpy as np
+
+    from minivae.data import load
+    x = load("mnist").x                                          # (60000, 784) float32
+    order = np.random.default_rng(ARGS.seed).permutation(len(x))
+    if job == "torch":
+        from benchmarks import torch_vae
+        torch = torch_vae._torch(ARGS.threads)
+        model = torch_vae.make_model(ARGS.seed, ARGS.threads)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        xt = torch.from_numpy(x)
+
+        def run(rows):
+            return torch_vae.train_steps(model, opt, xt, rows, B, ARGS.threads)
+    else:
+        from minivae.models.vae import VAE
+        from minivae.optim import Adam
+        model = VAE(784, (400,), 20, rng=ARGS.seed)              # float32, bernoulli, relu
+        opt = Adam(model.params, lr=1e-3)
+
+        def run(rows):
+            times = []
+            for start in range(0, len(rows), B):
+                t0 = time.perf_counter()
+                xb = x[rows[start:start + B]]                    # (B, 784) gather
+                model.zero_grad()
+                model.loss(xb)
+                model.backward()
+                opt.step(model.grads)
+                times.append(time.perf_counter() - t0)
+            return times
+    nojit = job == "minivae-nojit"
+    first = run(order[:(1 if nojit else FIRST) * B])             # compile / cache load / warm-up
+    steps = min(ARGS.nojit_steps if nojit else ARGS.steps or STEPS, STEPS)
+    times = run(order[:steps * B])                               # a whole epoch when steps = 469
+    step_s = median(times)                                       # a steady step
+    return {"epoch_s": sum(times) if steps == STEPS else sum(times) / steps * STEPS,
+            "timed_steps": steps, "step_s": step_s, "first_steps_s": sum(first),
+            "compile_s": None if nojit else sum(first) - len(first) * step_s,
+            "peak_rss_mib": peak_rss_mib()}
+
+
+def child_sgemm():
+    import numpy as np
+    rng = np.random.default_rng(0)
+    step_s = 0.0
+    for m, k, c, ta, tb in products(B):
+        a = rng.standard_normal((k, m) if ta else (m, k), dtype=np.float32)
+        b = rng.standard_normal((c, k) if tb else (k, c), dtype=np.float32)
+        a, b = (a.T if ta else a), (b.T if tb else b)            # transposed views, as backward
+        out = np.empty((m, c), np.float32)
+        for _ in range(5):                                       # warm up the BLAS threads
+            np.matmul(a, b, out=out)
+        times = []
+        for _ in range(ARGS.sgemm_reps):
+            t0 = time.perf_counter()
+            np.matmul(a, b, out=out)
+            times.append(time.perf_counter() - t0)
+        step_s += median(times)
+    return {"step_s": step_s, "step_flops": step_flops(B),
+            "gflops": step_flops(B) / step_s / 1e9, "peak_rss_mib": peak_rss_mib()}
+
+
+def child_iwae(job):
+    from minivae.data import load
+    x = load("mnist", "test").x[:ARGS.iwae_n]                   # (n, 784) float32
+    if job == "torch-iwae":
+        from benchmarks import torch_vae
+        model = torch_vae.make_model(ARGS.seed, ARGS.threads).eval()
+
+        def run(xs, k):
+            chunk = max(1, DECODE_ROWS // k)                     # examples per decoder pass
+            return torch_vae.iwae_logpx(model, xs, k, chunk, seed=0, threads=ARGS.threads)
+    else:
+        from minivae.models.vae import VAE
+        model = VAE(784, (400,), 20, rng=ARGS.seed)
+
+        def run(xs, k):
+            return model.iwae_bound(xs, k, rng=0)
+    t0 = time.perf_counter()
+    run(x[:2], 2)                                                # compile / cache load
+    warm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    logpx = run(x, ARGS.iwae_k)                                  # (n,)
+    return {"seconds": time.perf_counter() - t0, "warmup_s": warm, "n": len(x),
+            "mean_logpx": float(logpx.mean()), "peak_rss_mib": peak_rss_mib()}
+
+
+def child(job):
+    if job == "info":
+        return child_info()
+    if job == "sgemm":
+        return child_sgemm()
+    return child_iwae(job) if job in IWAE else child_train(job)
+
+
+# ---- the parent: take turns, then report ----
+
+def run_child(job):
+    env = {**os.environ, **{var: str(ARGS.threads) for var in THREAD_VARS}}
+    env.pop("NUMBA_DISABLE_JIT", None)
+    if job == "minivae-nojit":
+        env["NUMBA_DISABLE_JIT"] = "1"
+    argv = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--child", job]
+    p = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if p.returncode != 0:
+        sys.exit(f"the {job} child failed (exit {p.returncode}):\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout.splitlines()[-1])
+
+
+def alternate(names, rounds, rng):
+    """{name: [result of each turn]}: rounds of turns, each round in a fresh random order."""
+    samples = {name: [] for name in names}
+    for r in range(rounds):
+        for name in rng.sample(names, len(names)):
+            res = run_child(name)
+            samples[name].append(res)
+            key = next(k for k in ("epoch_s", "seconds", "step_s") if k in res)
+            print(f"  round {r + 1}/{rounds}  {name:14s} {key} {res[key]:.4g}", flush=True)
+    return samples
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown"
+
+
+def spread(values):
+    """'median (min-max)' of a contender's seconds over its rounds."""
+    return f"{median(values):.4g} ({min(values):.4g}-{max(values):.4g})"
+
+
+def train_table(samples):
+    """Print the training table; {contender: medians} with the sgemm rate under "sgemm"."""
+    s = {}
+    if "sgemm" in samples:
+        step_s = median(r["step_s"] for r in samples["sgemm"])
+        s["sgemm"] = {"step_s": step_s, "gflops": step_flops(B) / step_s / 1e9}
+    rate = s.get("sgemm", {}).get("gflops")
+    print(f"\ntraining, median of {ARGS.rounds} round(s) (min-max); an epoch is {STEPS} steps, "
+          f"{EPOCH_FLOPS / 1e9:.1f} GFLOP of matmuls (468 x {step_flops(B) / 1e6:.1f} "
+          f"+ {step_flops(N_TRAIN % B) / 1e6:.1f} MFLOP)")
+    print(f"{'contender':14s} {'epoch s (min-max)':>24s} {'ms/step':>8s} {'first 5 s':>9s} "
+          f"{'compile s':>9s} {'GFLOP/s':>8s} {'% sgemm':>8s} {'peak MiB':>9s}")
+    for name in (x for x in TRAIN if x in samples and x != "sgemm"):
+        rs = samples[name]
+        epoch = median(r["epoch_s"] for r in rs)
+        comp = [r["compile_s"] for r in rs if r["compile_s"] is not None]
+        gf = EPOCH_FLOPS / epoch / 1e9
+        s[name] = {"epoch_s": epoch, "gflops": gf, "pct_sgemm": rate and 100 * gf / rate,
+                   "step_s": median(r["step_s"] for r in rs),
+                   "first_steps_s": median(r["first_steps_s"] for r in rs),
+                   "compile_s": median(comp) if comp else None,
+                   "peak_rss_mib": max(r["peak_rss_mib"] for r in rs),
+                   "timed_steps": rs[0]["timed_steps"]}
+        x = s[name]
+        print(f"{name:14s} {spread([r['epoch_s'] for r in rs]):>24s} {x['step_s'] * 1e3:8.2f} "
+              + (f"{x['first_steps_s']:9.3f} {x['compile_s']:9.3f} " if comp else 20 * " ")
+              + f"{gf:8.2f} " + (f"{x['pct_sgemm']:7.1f}%" if rate else 8 * " ")
+              + f" {x['peak_rss_mib']:9.0f}" + ("" if x["timed_steps"] == STEPS else
+                                                 f"  extrapolated from {x['timed_steps']} steps"))
+    if rate:
+        print(f"{'sgemm':14s} the 11 products of one step, {step_flops(B) / 1e6:.1f} MFLOP in "
+              f"{s['sgemm']['step_s'] * 1e3:.2f} ms (medians of {ARGS.sgemm_reps} calls): "
+              f"{rate:.2f} GFLOP/s")
+    if any((x.get("pct_sgemm") or 0) > 100 for x in s.values()):
+        print("  (above 100% of sgemm: the sgemm turn was slowed down; see the load average)")
+    if {"minivae", "torch"} <= set(s):
+        print(f"epoch minivae/torch {s['minivae']['epoch_s'] / s['torch']['epoch_s']:.3f}")
+    if {"minivae", "minivae-nojit"} <= set(s):
+        print(f"epoch minivae-nojit/minivae "
+              f"{s['minivae-nojit']['epoch_s'] / s['minivae']['epoch_s']:.1f}")
+    return s
+
+
+def iwae_table(samples):
+    """Print the IWAE table; {contender: medians}."""
+    n, k = next(iter(samples.values()))[0]["n"], ARGS.iwae_k
+    flops = iwae_flops(n, k)
+    print(f"\nIWAE k={k} on {n} test images, {flops / 1e9:.1f} GFLOP of matmuls, median of "
+          f"{ARGS.iwae_rounds} round(s); decoder passes of up to {DECODE_ROWS} rows (torch: "
+          f"chunks of {max(1, DECODE_ROWS // k)} examples)")
+    print(f"{'contender':14s} {'seconds (min-max)':>24s} {'GFLOP/s':>8s} {'peak MiB':>9s} "
+          f"{'warm-up s':>9s} {'mean log p(x)':>14s}")
+    s = {}
+    for name, rs in samples.items():
+        secs = median(r["seconds"] for r in rs)
+        s[name] = {"seconds": secs, "gflops": flops / secs / 1e9,
+                   "peak_rss_mib": max(r["peak_rss_mib"] for r in rs)}
+        print(f"{name:14s} {spread([r['seconds'] for r in rs]):>24s} {s[name]['gflops']:8.2f} "
+              f"{s[name]['peak_rss_mib']:9.0f} {median(r['warmup_s'] for r in rs):9.3f} "
+              f"{rs[0]['mean_logpx']:14.2f}")
+    if set(IWAE) <= set(s):
+        print(f"IWAE minivae/torch {s['minivae-iwae']['seconds'] / s['torch-iwae']['seconds']:.3f}")
+    return s
+
+
+def targets(s):
+    """Print PASS/FAIL for each target that was measured, honestly; return them."""
+    def verdict(ok, detail):
+        return f"{'PASS' if ok else 'FAIL'} ({detail})"
+    t = {}
+    if {"minivae", "torch"} <= set(s):
+        r = s["minivae"]["epoch_s"] / s["torch"]["epoch_s"]
+        t["epoch ratio ≤ 0.8"] = verdict(r <= 0.8, f"minivae/torch {r:.3f}")
+    if {"minivae", "sgemm"} <= set(s):
+        pct = s["minivae"]["pct_sgemm"]
+        t["throughput ≥ 75%"] = verdict(pct >= 75, f"{pct:.1f}% of sgemm")
+    if set(IWAE) <= set(s):
+        r = s["minivae-iwae"]["seconds"] / s["torch-iwae"]["seconds"]
+        t["IWAE ratio ≤ 1.0"] = verdict(r <= 1.0, f"minivae/torch {r:.3f}")
+    mine = [x for x in ("minivae", "minivae-iwae") if x in s]
+    if mine:
+        rss = max(s[x]["peak_rss_mib"] for x in mine)
+        t["peak RSS ≤ 1 GiB"] = verdict(rss <= 1024, f"{rss:.0f} MiB, max of {', '.join(mine)}")
+    print("\ntargets")
+    for key in ("epoch ratio ≤ 0.8", "throughput ≥ 75%", "IWAE ratio ≤ 1.0", "peak RSS ≤ 1 GiB"):
+        print(f"  {key:18s} {t.get(key, 'not measured (its contenders did not all run)')}")
+    full_iwae = "minivae-iwae" not in s or (ARGS.iwae_n >= 10000 and ARGS.iwae_k == 5000)
+    if ARGS.steps or not full_iwae:
+        print("  (smaller than full size: " + ", ".join(
+            (["epochs extrapolated from --steps"] if ARGS.steps else [])
+            + ([] if full_iwae else ["IWAE not k=5000 on 10000 images"])) + "; not a verdict)")
+    return t
+
+
+def main():
+    if ARGS.child:
+        return print(json.dumps(child(ARGS.child)))
+    only = ARGS.only.split(",") if ARGS.only else None
+    if only and set(only) - set(TRAIN + IWAE):
+        sys.exit(f"--only: unknown {sorted(set(only) - set(TRAIN + IWAE))}, "
+                 f"choose from {', '.join(TRAIN + IWAE)}")
+    load_start = os.getloadavg()
+    info = run_child("info")
+    names = [x for x in TRAIN + IWAE if (x in only if only else x in TRAIN or ARGS.iwae)]
+    if info["torch"] is None and any(x.startswith("torch") for x in names):
+        print("PyTorch is not installed: its column is skipped (pip install torch==2.13.0 for "
+              "the CPU build; it is never a minivae dependency)")
+        names = [x for x in names if not x.startswith("torch")]
+    print(f"classic MNIST VAE 784-400-20-400-784, batch {B}, float32, Adam 1e-3\n"
+          f"  cpu {cpu_model()}, {os.cpu_count()} cores; {ARGS.threads} threads "
+          f"({', '.join(THREAD_VARS)}, torch.set_num_threads)\n"
+          f"  numpy {info['numpy']}, numba {info['numba']} ({info['numba_threads']} threads), "
+          + (f"torch {info['torch']} ({info['torch_threads']} threads)" if info["torch"]
+             else "torch not installed")
+          + f"\n  load average at start {load_start[0]:.2f} (above ~0.3 the cores are shared: "
+          "noisy numbers)")
+    rng = random.Random(ARGS.seed)
+    samples = alternate([x for x in names if x in TRAIN], ARGS.rounds, rng)
+    samples.update(alternate([x for x in names if x in IWAE], ARGS.iwae_rounds, rng))
+    load_end = os.getloadavg()
+    print(f"  load average at end {load_end[0]:.2f}")
+    meta = {**info, "threads": ARGS.threads, "cpu": cpu_model(), "load_start": load_start,
+            "load_end": load_end, "args": vars(ARGS), "epoch_flops": EPOCH_FLOPS}
+    summary = {}
+    if any(samples.get(x) for x in TRAIN):
+        summary.update(train_table({x: samples[x] for x in TRAIN if samples.get(x)}))
+    if any(samples.get(x) for x in IWAE):
+        summary.update(iwae_table({x: samples[x] for x in IWAE if samples.get(x)}))
+    summary["targets"] = targets(summary)
+    if ARGS.json:
+        with open(ARGS.json, "w") as f:
+            json.dump({"meta": meta, "samples": samples, "summary": summary}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
