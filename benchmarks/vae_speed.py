@@ -13,7 +13,7 @@ epoch is 469 steps). Contenders:
     sgemm          np.matmul(a, b, out=out) at exactly the 11 products of one training step,
                    median of --sgemm-reps calls each: the matmul rate this machine can reach
     minivae-iwae   with --iwae: model.iwae_bound(x_test, k) on a fresh model, which decodes
-    torch-iwae     about 2**24 // 784 rows per pass; torch_vae.iwae_logpx with the chunk of
+    torch-iwae     about 2**21 // 784 rows per pass; torch_vae.iwae_logpx with the chunk of
                    examples that gives its decoder as many rows per pass. Both are warmed up
                    on 2 images first; full size (k=5000, 10000 images) is ~4 min each
 
@@ -54,7 +54,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NU
 B, N_TRAIN, STEPS = 128, 60000, 469          # batch, MNIST training rows, steps per epoch
 FIRST = 5                                    # steps timed apart at the start of a run
 LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]   # (D, H): encoder 2, decoder 2
-DECODE_ROWS = 2 ** 24 // 784                 # rows iwae_bound decodes per pass (max_floats)
+DECODE_ROWS = 2 ** 21 // 784                 # rows iwae_bound decodes per pass (max_floats)
 TRAIN = ("minivae", "torch", "minivae-nojit", "sgemm")
 IWAE = ("minivae-iwae", "torch-iwae")
 

@@ -12,6 +12,9 @@ FLOATS = (np.float32, np.float64)
 def check_array(x, who, *, ndim=None, shape=None, dtype=None, finite=True, name="x"):
     """Return ``x`` if it is a float ndarray of the expected rank, shape and dtype.
 
+    ``who`` names the caller in errors: a string, or an object (a layer) whose repr is
+    formatted only when a check fails.
+
     ``shape`` may hold None for "any size" on that axis. ``dtype`` None accepts
     float32 or float64. Raises InputError naming ``who`` and what it expected
     (NonFiniteError, a subclass, for NaN or infinity when ``finite``).

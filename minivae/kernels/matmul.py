@@ -7,7 +7,8 @@ A dense layer y = x @ W needs three products per step (N batch, D in, H out):
                dx = dy @ W.T    (N, H) @ (H, D) -> (N, D)    matmul_nt(dy, W, dx)
 
 Each numba kernel sits beside its NumPy twin (``matmul_nn_np`` ...), one call to
-BLAS, which is its specification. ``matmul`` picks one of the two per shape.
+BLAS, which is its specification. ``matmul`` picks one of the two per shape;
+``layer_product`` is the same choice without the argument checks, for Linear and Dense.
 
 How the numba kernel works.  Row i of out is a weighted sum of the rows of B:
 
@@ -235,3 +236,13 @@ def matmul(a, b, out=None, trans_a=False, trans_b=False, *, backend=None):
     if which == "numpy":
         return _NUMPY[trans_a, trans_b](a, b, out)
     raise ValueError(f"matmul: backend must be None, 'numpy' or 'numba', got {which!r}")
+
+
+def layer_product(a, b, trans_a=False, trans_b=False):
+    """op(a) @ op(b) for a layer, whose operands are already checked: no argument checks,
+    only the backend choice (the table, or MINIVAE_MATMUL). -> a new (M, N) array."""
+    m, k = a.shape[::-1] if trans_a else a.shape
+    n = b.shape[0] if trans_b else b.shape[1]
+    if choose_backend(a.dtype, trans_a, trans_b, m, k, n) == "numba":
+        return _NUMBA[trans_a, trans_b](a, b, np.empty((m, n), dtype=a.dtype))
+    return (a.T if trans_a else a) @ (b.T if trans_b else b)

@@ -17,7 +17,7 @@ class Activation(Layer):
     slope = 0.0
 
     def forward(self, x):
-        check_array(x, repr(self), ndim=2)
+        check_array(x, self, ndim=2)
         x = np.ascontiguousarray(x)
         zero = np.zeros(x.shape[1], x.dtype)
         y = K.bias_act_forward(x, zero, self.kind, self.slope, np.empty_like(x))   # (N, H)
@@ -26,7 +26,7 @@ class Activation(Layer):
 
     def backward(self, dy):
         y = self._cached()
-        check_array(dy, repr(self), shape=y.shape, dtype=y.dtype, name="dy")
+        check_array(dy, self, shape=y.shape, dtype=y.dtype, name="dy")
         dy = np.ascontiguousarray(dy)
         return K.act_backward(dy, y, self.kind, self.slope, np.empty_like(dy))    # (N, H)
 

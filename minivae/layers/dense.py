@@ -5,6 +5,7 @@ import numpy as np
 
 from minivae.checks import check_array
 from minivae.kernels import activations as K
+from minivae.kernels.matmul import layer_product
 from minivae.layers.linear import Linear
 
 
@@ -32,20 +33,22 @@ class Dense(Linear):
         self.slope = float(negative_slope)
 
     def forward(self, x):
-        check_array(x, repr(self), shape=(None, self.in_features), dtype=self.dtype)
-        a = x @ self.params["W"]                                        # (N, H)
+        check_array(x, self, shape=(None, self.in_features), dtype=self.dtype)
+        a = layer_product(x, self.params["W"])                          # (N, H) = x @ W
         y = K.bias_act_forward(a, self.params["b"], self.kind, self.slope, a)   # in place
         self.cache = (x, y)
         return y
 
     def backward(self, dy):
         x, y = self._cached()
-        check_array(dy, repr(self), shape=y.shape, dtype=self.dtype, name="dy")
+        check_array(dy, self, shape=y.shape, dtype=self.dtype, name="dy")
         dy = np.ascontiguousarray(dy)
         da = K.act_backward_bias(dy, y, self.kind, self.slope, np.empty_like(dy),
                                  self.grads["b"])                       # (N, H)
-        self.grads["W"] += x.T @ da                                     # (D, H)
-        return da @ self.params["W"].T if self.input_grad else None     # (N, D)
+        self.grads["W"] += layer_product(x, da, trans_a=True)           # (D, H) = x.T @ da
+        if not self.input_grad:
+            return None
+        return layer_product(da, self.params["W"], trans_b=True)       # (N, D) = da @ W.T
 
     def __repr__(self):
         return (f"Dense({self.in_features} -> {self.out_features}, {self.activation}, "

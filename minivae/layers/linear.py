@@ -3,6 +3,7 @@
 import numpy as np
 
 from minivae.checks import check_array
+from minivae.kernels.matmul import layer_product
 from minivae.layers.base import Layer, as_generator, init_uniform
 
 
@@ -32,19 +33,21 @@ class Linear(Layer):
         self.input_grad = bool(input_grad)
 
     def forward(self, x):
-        check_array(x, repr(self), shape=(None, self.in_features), dtype=self.dtype)
+        check_array(x, self, shape=(None, self.in_features), dtype=self.dtype)
         self.cache = x
-        y = x @ self.params["W"]                                       # (N, H)
+        y = layer_product(x, self.params["W"])                          # (N, H) = x @ W
         y += self.params["b"]
         return y
 
     def backward(self, dy):
         x = self._cached()
-        check_array(dy, repr(self), shape=(x.shape[0], self.out_features), dtype=self.dtype,
+        check_array(dy, self, shape=(x.shape[0], self.out_features), dtype=self.dtype,
                     name="dy")
-        self.grads["W"] += x.T @ dy                                    # (D, H)
+        self.grads["W"] += layer_product(x, dy, trans_a=True)           # (D, H) = x.T @ dy
         self.grads["b"] += dy.sum(axis=0)                              # (H,)
-        return dy @ self.params["W"].T if self.input_grad else None    # (N, D)
+        if not self.input_grad:
+            return None
+        return layer_product(dy, self.params["W"], trans_b=True)       # (N, D) = dy @ W.T
 
     def __repr__(self):
         return f"Linear({self.in_features} -> {self.out_features}, {self.dtype.name})"

@@ -24,7 +24,7 @@ class Reparameterize(Layer):
         self.eps = None
 
     def forward(self, mu, logvar, eps=None):
-        who = repr(self)
+        who = self                       # formatted (repr) only if a check fails
         check_array(mu, who, ndim=2, name="mu")
         check_array(logvar, who, shape=mu.shape, dtype=mu.dtype, name="logvar")
         if eps is None:
@@ -41,7 +41,7 @@ class Reparameterize(Layer):
 
     def backward(self, dz):
         eps, std = self._cached()
-        check_array(dz, repr(self), shape=eps.shape, dtype=eps.dtype, name="dz")
+        check_array(dz, self, shape=eps.shape, dtype=eps.dtype, name="dz")
         dz = np.ascontiguousarray(dz)
         dlogvar = K.reparam_backward(dz, eps, std, np.empty_like(dz))     # (N, Z)
         return dz.copy(), dlogvar                                        # dmu = dz
