@@ -30,13 +30,18 @@
 # 4. why matrix products belong to BLAS: a hand-blocked numba matmul against BLAS, product by
 #    product;
 # 5. why elementwise work belongs to fused numba kernels: one pass over memory instead of
-#    several temporaries, and what else a fused kernel needs to be fast;
-# 6. where the time of a whole VAE training step goes, how many FLOPs it does, and what
-#    fraction of the machine's matmul rate it reaches.
+#    several temporaries; and what else a fused loop needs before the compiler runs it 8 floats
+#    at a time: numba's `error_model="numpy"` for divisions, arithmetic instead of calls to the
+#    C maths library (minivae's `fastexp` polynomials for exp and log1p), no early exits;
+# 6. where the time of a whole VAE training step goes, how many FLOPs it does (11 products: the
+#    first layer skips the gradient with respect to the images), and what fraction of the
+#    machine's matmul rate it reaches;
+# 7. how `benchmarks/vae_speed.py` compares minivae with PyTorch, and how to read its figures.
 
 # %%
 import ctypes
 import glob
+import json
 import os
 import time
 import tracemalloc
@@ -47,19 +52,17 @@ import numba
 import numpy as np
 from numba import njit
 
-from minivae import data, losses
+from minivae import data
 from minivae.gradcheck import rel_error
 from minivae.kernels import activations as A
+from minivae.kernels import fastexp as FE
+from minivae.kernels import losses as LK
+from minivae.kernels import matmul as mm  # the numba blocked matmul and its twins
+from minivae.kernels import reparam as KR
+from minivae.kernels.checks import all_finite
 from minivae.layers import Dense
 from minivae.models.vae import VAE
 from minivae.optim import Adam
-
-try:
-    from minivae.kernels import matmul as mm          # the numba blocked matmul and its twins
-except ImportError as err:                             # being written: the lesson runs without it
-    mm = None
-    print(f"minivae.kernels.matmul is not importable ({err}): the numba matmul is left out of "
-          "every table below. Everything else runs.")
 
 FAST = os.environ.get("MINIVAE_FAST") == "1"   # small and quick (the tests); full size otherwise
 REPEATS = 5 if FAST else 31                    # timed calls of each function; we keep the median
@@ -292,11 +295,8 @@ def ways_for(x, W, b, dy):
     """name -> layer function for each fast way; the Dense layer gets W and b copied in."""
     layer = Dense(*W.shape, "relu", rng=0)
     layer.params["W"][...], layer.params["b"][...] = W, b
-    ways = {"NumPy, no BLAS": dense_numpy, "numba": dense_numba, "BLAS @": dense_blas,
+    return {"NumPy, no BLAS": dense_numpy, "numba": dense_numba, "BLAS @": dense_blas,
             "minivae Dense": dense_minivae(layer)}
-    if mm is None:
-        del ways["numba"]
-    return ways
 
 
 def max_error(result, ref):
@@ -375,9 +375,9 @@ for (d, h), row in table.items():
     print(f"{d:4d} ->{h:4d} {flops / 1e6:6.1f}" + "".join(
         f"{row[k] * 1e3:10.2f} ms {flops / row[k] / 1e9:6.1f} GF" for k in names))
 total = {k: sum(row[k] for row in table.values()) for k in names}
-step_flops = sum(6 * N * d * h for d, h in LAYERS)
-print(f"{'all four':>10s} {step_flops / 1e6:6.1f}" + "".join(
-    f"{total[k] * 1e3:10.2f} ms {step_flops / total[k] / 1e9:6.1f} GF" for k in names))
+layers_flops = sum(6 * N * d * h for d, h in LAYERS)
+print(f"{'all four':>10s} {layers_flops / 1e6:6.1f}" + "".join(
+    f"{total[k] * 1e3:10.2f} ms {layers_flops / total[k] / 1e9:6.1f} GF" for k in names))
 print("* extrapolated from the tiny layers above.  ms: median CPU time per forward + backward;"
       f"  GF: GFLOP/s.\nWall-clock time was {np.median(loads):.1f}x the CPU time "
       "(1.0 on an idle machine).")
@@ -427,15 +427,20 @@ plt.show()
 # keep exact IEEE rounding), LLVM may not fuse a multiply and an add into one FMA, which by
 # itself halves the peak. Here are the two, product by product, for every product of a VAE
 # training step, measured side by side, with a large square product for the machine's top rate.
+# A step has 11 products, not 12: the VAE's first layer is built with `input_grad=False`, since
+# its input is the data, and skips $dx = da\,W^\top$, the gradient with respect to the images
+# (a $(128, 400) \times (400, 784)$ product, 16 % of the step's FLOPs, that was computed and
+# thrown away).
 
 # %%
 def products(n):
-    """(label, trans_a, trans_b, a shape, b shape) for the 12 products of one training step."""
+    """(label, trans_a, trans_b, a shape, b shape) for the 11 products of one training step."""
     out = []
-    for d, h in LAYERS:
+    for i, (d, h) in enumerate(LAYERS):
         out += [(f"x @ W {d}->{h}", False, False, (n, d), (d, h)),
-                (f"x.T @ da {d}->{h}", True, False, (n, d), (n, h)),
-                (f"da @ W.T {d}->{h}", False, True, (n, h), (d, h))]
+                (f"x.T @ da {d}->{h}", True, False, (n, d), (n, h))]
+        if i > 0:                                        # the first layer's input is the data
+            out.append((f"da @ W.T {d}->{h}", False, True, (n, h), (d, h)))
     return out
 
 
@@ -446,18 +451,17 @@ def time_product(label, ta, tb, sa, sb):
     op_a, op_b = (a.T if ta else a), (b.T if tb else b)
     out_blas = np.empty((op_a.shape[0], op_b.shape[1]), np.float32)
     out_numba = np.empty_like(out_blas)
-    fns = {"BLAS": lambda: np.matmul(op_a, op_b, out=out_blas)}
-    if mm is not None:
-        fns["numba"] = lambda: mm.matmul(a, b, out_numba, ta, tb, backend="numba")
+    fns = {"BLAS": lambda: np.matmul(op_a, op_b, out=out_blas),
+           "numba": lambda: mm.matmul(a, b, out_numba, ta, tb, backend="numba")}
     for fn in fns.values():                             # check first, then time
         fn()
     ref = op_a.astype(np.float64) @ op_b
     assert rel_error(out_blas, ref) < 1e-5, label
-    assert mm is None or rel_error(out_numba, ref) < 1e-5, label
+    assert rel_error(out_numba, ref) < 1e-5, label
     t, load = bench(fns)
     loads.append(load)
     flops = 2 * op_a.shape[0] * op_a.shape[1] * op_b.shape[1]
-    return label, flops, t["BLAS"], t.get("numba", np.nan)
+    return label, flops, t["BLAS"], t["numba"]
 
 
 square = (f"square {BIG}", False, False, (BIG, BIG), (BIG, BIG))
@@ -465,26 +469,24 @@ mm_rows = [time_product(*p) for p in [*products(N), square]]
 
 print(f"{'product':22s} {'MFLOP':>7s} {'BLAS GFLOP/s':>13s} {'numba GFLOP/s':>14s} "
       f"{'numba/BLAS time':>16s}")
-for label, flops, tb_, tn in mm_rows:                    # (no numba kernel: nan)
+for label, flops, tb_, tn in mm_rows:
     print(f"{label:22s} {flops / 1e6:7.1f} {flops / tb_ / 1e9:13.1f} {flops / tn / 1e9:14.1f} "
           f"{tn / tb_:16.2f}")
 step_mm = mm_rows[:-1]
-BLAS_RATE = sum(r[1] for r in step_mm) / sum(r[2] for r in step_mm)     # FLOP/s at our shapes
+step_flops = sum(r[1] for r in step_mm)                                   # FLOPs of a step
+BLAS_RATE = step_flops / sum(r[2] for r in step_mm)                       # FLOP/s at our shapes
 TOP_RATE = mm_rows[-1][1] / mm_rows[-1][2]                                # a big square product
-print(f"all 12 products of a step: BLAS {BLAS_RATE / 1e9:.1f} GFLOP/s"
-      + (f", numba {sum(r[1] for r in step_mm) / sum(r[3] for r in step_mm) / 1e9:.1f} GFLOP/s"
-         if mm is not None else "")
-      + f";  square {BIG}: BLAS {TOP_RATE / 1e9:.1f} GFLOP/s (one thread)")
-if mm is not None:
-    print("shapes for which minivae.kernels.matmul's committed table picks numba over BLAS:",
-          sorted(getattr(mm, "NUMBA_FASTER", ())) or "none")
+print(f"all 11 products of a step: BLAS {BLAS_RATE / 1e9:.1f} GFLOP/s, numba "
+      f"{step_flops / sum(r[3] for r in step_mm) / 1e9:.1f} GFLOP/s;  square {BIG}: BLAS "
+      f"{TOP_RATE / 1e9:.1f} GFLOP/s (one thread)")
+print("shapes for which minivae.kernels.matmul's committed table picks numba over BLAS:",
+      sorted(mm.NUMBA_FASTER) or "none")
 
 # %%
 fig, ax = plt.subplots(figsize=(11, 4))
 xs = np.arange(len(mm_rows))
 ax.bar(xs - 0.2, [r[1] / r[2] / 1e9 for r in mm_rows], 0.4, label="BLAS (NumPy @)")
-if mm is not None:
-    ax.bar(xs + 0.2, [r[1] / r[3] / 1e9 for r in mm_rows], 0.4, label="numba blocked kernel")
+ax.bar(xs + 0.2, [r[1] / r[3] / 1e9 for r in mm_rows], 0.4, label="numba blocked kernel")
 ax.set_xticks(xs, [r[0] for r in mm_rows], rotation=60, ha="right", fontsize=8)
 ax.set(ylabel="GFLOP/s", title="every matrix product of a VAE step (batch 128), single thread")
 ax.set_ylim(0, 1.3 * max(r[1] / r[2] / 1e9 for r in mm_rows))
@@ -498,9 +500,11 @@ plt.show()
 # what packing, FMA kernels written in assembly and decades of tuning buy. Products with a
 # side of 20 or 40 give each number loaded less work, and a call's fixed cost counts for
 # more, so both backends tend to run below their rate on the big ones. This is why minivae's
-# layers call `@`, and why `minivae.kernels.matmul` sends a shape to numba only where a
-# benchmark, run side by side on the target machine, measured numba faster (its
-# `NUMBA_FASTER` table, printed above).
+# layers take their products through `minivae.kernels.matmul.layer_product(a, b, trans_a,
+# trans_b)`, which sends a shape to numba only where a benchmark
+# (`benchmarks/matmul_shapes.py`), run side by side on the target machine, measured numba
+# faster: the `NUMBA_FASTER` table printed above. Where it is empty, as it is in this
+# checkout, every product is BLAS's: `x @ W`, `x.T @ da`, `da @ W.T`.
 #
 # ## 5. Elementwise work belongs to fused kernels
 #
@@ -616,13 +620,194 @@ print("us: median CPU microseconds per call;  GB/s: the traffic of the table abo
 # the loop that does the one pass is itself fast. Measure the kernel against the NumPy it
 # replaces, as here.
 #
+# ### What else a fused kernel needs to be fast
+#
+# LLVM runs a loop 8 float32 at a time (one AVX2 instruction) only if every iteration can go
+# in lock-step with its neighbours: no way out of the loop halfway, no call to a function it
+# cannot see into. Three such obstacles sat in minivae's kernels, each invisible in the
+# source.
+#
+# **(a) Division and numba's error model.** By default (`error_model="python"`) numba makes
+# a float division behave as Python's: before each `a / b` it tests `b == 0`, to raise
+# `ZeroDivisionError`. That test is a possible exit from every iteration, and a loop that may
+# stop halfway is not vectorized. With `error_model="numpy"` a division is just a division
+# (`1 / 0` is `inf`, as in NumPy). Every minivae kernel is compiled with
+# `@njit(cache=True, error_model="numpy")`. Adam's update is one loop over the parameters that
+# divides by $\sqrt{\hat v} + \epsilon$: the error model alone decides whether it runs one
+# parameter or eight at a time. A loop that only divides, compiled both ways, on as many numbers
+# as the first layer has weights:
+
+# %%
+def divide(a, b, out):
+    """out[i] = a[i] / b[i], one element at a time."""
+    for i in range(a.shape[0]):
+        out[i] = a[i] / b[i]
+    return out
+
+
+divide_python = njit(divide)                         # numba's default error model
+divide_numpy = njit(error_model="numpy")(divide)     # minivae's
+
+one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
+try:
+    divide_python(one, zero, np.empty(1, np.float32))
+    raise AssertionError("expected ZeroDivisionError")
+except ZeroDivisionError as e:
+    print(f"error_model='python': 1 / 0 raises ZeroDivisionError({e});  error_model='numpy': "
+          f"1 / 0 = {divide_numpy(one, zero, np.empty(1, np.float32))[0]}")
+
+a_div = rng.standard_normal(313_600, dtype=np.float32)            # Adam's 313,600 weights of W1
+b_div = rng.uniform(0.5, 2.0, a_div.size).astype(np.float32)
+q_py, q_np = np.empty_like(a_div), np.empty_like(a_div)
+divide_python(a_div, b_div, q_py), divide_numpy(a_div, b_div, q_np)
+assert np.array_equal(q_py, q_np) and np.array_equal(q_np, a_div / b_div)   # the same bits
+t, _ = bench({"error_model='python'": lambda: divide_python(a_div, b_div, q_py),
+              "error_model='numpy'": lambda: divide_numpy(a_div, b_div, q_np),
+              "NumPy a / b": lambda: np.divide(a_div, b_div, out=q_np)})
+print(f"a / b on {a_div.size:,} float32, median CPU time:  "
+      + ",  ".join(f"{k} {v * 1e6:.0f} us" for k, v in t.items()))
+
+# %% [markdown]
+# The numbers are identical bit for bit (an IEEE division is exactly rounded, 8 at a time or
+# one at a time); only the loop's shape changed.
+#
+# **(b) Calls into the C maths library.** Inside a numba loop, `np.exp` and `np.log1p` on a
+# float32 compile to calls of the C library's `expf` and `log1pf`, one number per call, some
+# 10 ns each, and LLVM cannot vectorize around a call it cannot see into. (With Intel's SVML
+# library installed, numba has vector versions of these calls; here
+# `numba.config.USING_SVML` is printed below.) The Bernoulli loss needs both for every pixel:
+# $\mathrm{softplus}(l) = \max(l, 0) + \log(1 + e^{-|l|})$. So minivae writes them as
+# arithmetic, in `minivae/kernels/fastexp.py`:
+#
+# * $e^{t}$ for $-87 \le t \le 0$: $t = k \ln 2 + r$ with $k$ an integer and
+#   $|r| \le \ln 2 / 2$, so $e^t = 2^k e^r$; $e^r$ is its Taylor series to $r^7$ (the next term
+#   is a tenth of float32's spacing), and $2^k$ is *built from its bits*, $(k + 127) \ll 23$,
+#   written to an int32 scratch array and read back as float32;
+# * $\log(1 + e)$ for $0 \le e \le 1$: $s = e / (2 + e) \in [0, 1/3]$ and
+#   $\log(1 + e) = 2\,\mathrm{atanh}(s) = 2(s + s^3/3 + \dots + s^{15}/15)$.
+#
+# Only float32 takes the polynomials; float64, the dtype of gradient checks, still calls
+# `np.exp` and `np.log1p` and is exact to the last bit. First, how accurate are they? In
+# float32 ulps (units of $2^{-23}$, the spacing of float32 numbers just above 1), against
+# float64, with NumPy's own float32 `exp` beside them:
+
+# %%
+ULP = 2.0 ** -23
+t_exp = np.linspace(-87.0, 87.0, 100_001 if FAST else 1_000_001, dtype=np.float32)
+e32, l32 = np.empty_like(t_exp), np.empty_like(t_exp)
+FE.exp_neg_abs(t_exp, e32, l32, np.empty(t_exp.shape, np.int32))          # minivae's float32
+e64 = np.exp(-np.abs(t_exp.astype(np.float64)))                          # float64 reference
+l64 = np.log1p(e64)
+ulps = {"fastexp exp(-|a|)": np.max(np.abs(e32 / e64 - 1)) / ULP,
+        "fastexp log1p(exp(-|a|))": np.max(np.abs(l32 / l64 - 1)) / ULP,
+        "NumPy float32 exp(-|a|)": np.max(np.abs(np.exp(-np.abs(t_exp)) / e64 - 1)) / ULP}
+print(f"max relative error over {t_exp.size:,} points in [-87, 87]:  "
+      + ",  ".join(f"{k} {v:.2f} ulp" for k, v in ulps.items()))
+assert ulps["fastexp exp(-|a|)"] < 3 and ulps["fastexp log1p(exp(-|a|))"] < 4
+
+# %% [markdown]
+# A few roundings, where a float32 loss summed over 784 pixels loses more than that to its
+# own additions anyway. Now the speed. The Bernoulli kernel `minivae.kernels.losses
+# .bernoulli_nll(logits, x, out, dlogits)` at the decoder's output shape, (128, 784), four ways:
+# its NumPy twin (the specification, in float64); the kernel on float64 (`np.exp`, `np.log1p`);
+# the same loop as minivae's kernel was before `fastexp`, with `np.exp` and `np.log1p`, on
+# float32 (written here, same compiler flags); and minivae's kernel on float32 (`fastexp`). All
+# four are checked against a float64 reference first.
+
+# %%
+@njit(error_model="numpy", fastmath={"reassoc", "contract"})   # minivae's kernel's flags
+def bernoulli_nll_libm(logits, x, out, dlogits):
+    """minivae's Bernoulli kernel before fastexp: np.exp and np.log1p in the loop."""
+    zero, one = logits.dtype.type(0.0), logits.dtype.type(1.0)
+    for n in range(logits.shape[0]):
+        acc = 0.0
+        for d in range(logits.shape[1]):
+            lg, xd = logits[n, d], x[n, d]
+            e = np.exp(-abs(lg))
+            acc += np.float64(max(lg, zero) - xd * lg) + np.log1p(e)
+            dlogits[n, d] = (one if lg >= zero else e) / (one + e) - xd
+        out[n] = acc
+    return out
+
+
+print(f"numba.config.USING_SVML = {numba.config.USING_SVML}")
+lg32 = (4 * rng.standard_normal((N, 784))).astype(np.float32)              # (128, 784) logits
+x32 = (rng.random((N, 784)) < 0.2).astype(np.float32)                      # binary pixels
+lg64, x64 = lg32.astype(np.float64), x32.astype(np.float64)
+nll_ref, dl_ref = np.empty(N), np.empty((N, 784))
+LK.bernoulli_nll_np(lg64, x64, nll_ref, dl_ref)                            # float64 reference
+nll_ways, tolerance = {}, {}
+for name, fn, lg, xx in [("NumPy twin, float64", LK.bernoulli_nll_np, lg64, x64),
+                         ("kernel, float64 (libm)", LK.bernoulli_nll, lg64, x64),
+                         ("loop, float32 (libm)", bernoulli_nll_libm, lg32, x32),
+                         ("kernel, float32 (fastexp)", LK.bernoulli_nll, lg32, x32)]:
+    out, dl = np.empty(N, lg.dtype), np.empty_like(lg)                   # (N,), (N, 784)
+    fn(lg, xx, out, dl)                                  # check before believing the timings
+    errs = rel_error(out, nll_ref), rel_error(dl, dl_ref)
+    print(f"{name:26s} rel. errors: nll {errs[0]:.1e}, dlogits {errs[1]:.1e}")
+    assert max(errs) < (1e-12 if lg.dtype == np.float64 else 1e-6), name
+    nll_ways[name] = partial(fn, lg, xx, out, dl)
+t, _ = bench(nll_ways)
+print("median CPU time, (128, 784):  "
+      + ",  ".join(f"{k} {v * 1e6:.0f} us" for k, v in t.items()))
+
+# %% [markdown]
+# Compare the last two: the same loop, the same dtype, the same flags; only `exp` and `log1p`
+# differ. (The float64 kernel is slower for two reasons at once, scalar calls *and* half as
+# many numbers per SIMD register, which is why it is not the fair comparison.) The
+# polynomials cost more arithmetic than a call, but they run 8 lanes wide; the ratio of the
+# last two columns says what that buys on this machine.
+#
+# **(c) Early exits.** A finiteness check that returns `False` at the first NaN stops halfway
+# by design, so it runs one number at a time. minivae's `all_finite` (`minivae/kernels
+# /checks.py`) uses an identity instead: $x \cdot 0$ is $0$ for every finite $x$ and NaN for
+# NaN and $\pm\infty$, so the sum of $x \cdot 0$ is $0$ exactly when every entry is finite. Its
+# only fast-math flag is `reassoc`, which lets the sum be added in 8 lanes (in any order, a sum
+# of zeros is zero and a NaN stays a NaN). Every layer runs it on its inputs, so it is part
+# of the "checks" bar of section 6:
+
+# %%
+@njit(error_model="numpy")
+def all_finite_early_exit(x):
+    """True if every entry is finite, stopping at the first that is not."""
+    for i in range(x.shape[0]):
+        if not np.isfinite(x[i]):
+            return False
+    return True
+
+
+x_fin = rng.standard_normal(N * 784, dtype=np.float32)                    # a batch of images
+finite_ways = {"early exit": all_finite_early_exit, "minivae all_finite": all_finite,
+               "NumPy isfinite().all()": lambda v: bool(np.isfinite(v).all())}
+for bad in (np.nan, np.inf, -np.inf, None):
+    v = x_fin.copy()
+    if bad is not None:
+        v[rng.integers(v.size)] = bad
+    assert {fn(v) for fn in finite_ways.values()} == {bad is None}, bad   # all three agree
+t, _ = bench({k: partial(fn, x_fin) for k, fn in finite_ways.items()})
+print(f"all finite? {x_fin.size:,} float32, median CPU time:  "
+      + ",  ".join(f"{k} {v * 1e6:.1f} us" for k, v in t.items()))
+
+# %% [markdown]
+# None of the three changes touches a result: the division gives the same bits, the
+# polynomials stay within a few roundings and only in float32, the check gives the same
+# answer. What changed is whether the compiler could run the loop 8 numbers at a time. When a
+# numba loop is slower than its arithmetic suggests, look for a division under the default
+# error model, a maths-library call, or a branch that leaves the loop.
+#
 # ## 6. Where the time of a VAE training step goes
 #
 # minivae's VAE at its classic sizes, 784 - 400 - 20 - 400 - 784 (Bernoulli likelihood,
-# Adam), on a batch of 128 MNIST images. To split a step's time, we write the step out flat,
-# calling the same layers' parameters, kernels and losses in the library's order, with a
-# stopwatch around each operation. First we check that it computes the library's loss and
-# gradients (to float32 rounding; in fact exactly, since it runs the same operations).
+# Adam), on a batch of 128 MNIST images. To split a step's time, we write the step out flat:
+# the layers' parameters, the same kernels in the library's order (`VAE.loss` then
+# `VAE.backward`), with a stopwatch around each operation and without the library's input
+# checks. It mirrors the library in the details that matter for speed: the products are
+# `x @ W`, `x.T @ da` and `da @ W.T`, which is what `layer_product` computes while its
+# `NUMBA_FASTER` table is empty (section 4); the first layer, built with `input_grad=False`,
+# skips its $dx$; and the loss's gradient is scaled by $1/N$ in place, `dout *= 1.0 / n`, as
+# `VAE.loss` does, instead of making a new array. First we check that it computes the
+# library's loss and gradients (to float32 rounding; in fact exactly, since it runs the same
+# operations).
 
 # %%
 class Stopwatch:
@@ -643,15 +828,18 @@ class Stopwatch:
 
 
 def layer_forward(layer, x, sw):
+    """Dense or Linear forward, as the library does it.   x (N, D) -> y (N, H)."""
     with sw("matmul"):
-        a = x @ layer.params["W"]                                      # (N, H)
+        a = x @ layer.params["W"]                            # (N, H); what layer_product does
     with sw("elementwise"):
         if isinstance(layer, Dense):
             return A.bias_act_forward(a, layer.params["b"], layer.kind, layer.slope, a)
-        return a + layer.params["b"]                                   # Linear: no activation
+        a += layer.params["b"]                                         # Linear: no activation
+        return a
 
 
 def layer_backward(layer, x, y, dy, sw):
+    """Dense or Linear backward: add into the layer's grads; dx (N, D), None for a data layer."""
     with sw("elementwise"):
         if isinstance(layer, Dense):
             dy = np.ascontiguousarray(dy)
@@ -664,41 +852,54 @@ def layer_backward(layer, x, y, dy, sw):
         dW = x.T @ da                                                  # (D, H)
     with sw("elementwise"):
         layer.grads["W"] += dW
+    if not layer.input_grad:                                           # x is the data:
+        return None                                                    # no dx (section 4)
     with sw("matmul"):
         return da @ layer.params["W"].T                                # (N, D)
 
 
 def loss_and_grads_timed(vae, x, eps, sw):
-    """vae.loss(x, eps) then vae.backward(), written out flat, each operation timed."""
+    """vae.loss(x, eps) then vae.backward(), written out flat, each operation timed.
+
+    The same kernels in the same order as the library, without its input checks.
+    """
     n, z_dim = x.shape[0], vae.z_dim
     inputs, outputs, h = [], [], x
     for layer in vae.encoder.layers:
         inputs.append(h)
         h = layer_forward(layer, h, sw)
         outputs.append(h)
-    with sw("elementwise"):
-        mu, logvar = h[:, :z_dim], h[:, z_dim:]                        # (N, Z) each
-        h = vae.reparam.forward(mu, logvar, eps)                       # (N, Z)
+    with sw("elementwise"):                                            # Reparameterize.forward
+        mu, logvar = (np.ascontiguousarray(a) for a in (h[:, :z_dim], h[:, z_dim:]))  # (N, Z)
+        if eps is None:
+            eps = vae.reparam.rng.standard_normal(mu.shape, dtype=mu.dtype)          # (N, Z)
+        std = np.empty_like(mu)
+        h = KR.reparam_forward(mu, logvar, eps, np.empty_like(mu), std)              # (N, Z)
     for layer in vae.decoder.layers:
         inputs.append(h)
         h = layer_forward(layer, h, sw)
         outputs.append(h)
-    with sw("elementwise"):
-        recon, dout = losses.bernoulli_nll(h, x)                       # (N,), (N, 784)
-        kl, (dmu_kl, dlogvar_kl) = losses.gaussian_kl(mu, logvar)      # (N,), (N, Z) x2
+    with sw("elementwise"):                                            # the losses' kernels
+        recon, dout = np.empty(n, h.dtype), np.empty_like(h)           # (N,), (N, 784)
+        LK.bernoulli_nll(h, x, recon, dout)
+        kl, dmu_kl, dlogvar_kl = np.empty(n, mu.dtype), np.empty_like(mu), np.empty_like(mu)
+        LK.gaussian_kl(mu, logvar, kl, dmu_kl, dlogvar_kl)             # (N,), (N, Z) x2
         w = vae.beta * vae.kl_weight
         loss = float((recon + w * kl).mean())
-        dy = dout / n
+        dout *= 1.0 / n                                                # as VAE.loss: in place
     layers, k = vae.encoder.layers + vae.decoder.layers, len(vae.encoder.layers)
+    dy = dout
     for i in reversed(range(k, len(layers))):                          # decoder, backwards
         dy = layer_backward(layers[i], inputs[i], outputs[i], dy, sw)
-    with sw("elementwise"):
-        dmu, dlogvar = vae.reparam.backward(dy)                        # (N, Z) x2
+    with sw("elementwise"):                                            # Reparameterize.backward
+        dy = np.ascontiguousarray(dy)
+        dmu, dlogvar = dy.copy(), KR.reparam_backward(dy, eps, std, np.empty_like(dy))
         dmu += (w / n) * dmu_kl
         dlogvar += (w / n) * dlogvar_kl
         dy = np.concatenate([dmu, dlogvar], axis=1)                    # (N, 2Z)
     for i in reversed(range(k)):                                       # encoder, backwards
         dy = layer_backward(layers[i], inputs[i], outputs[i], dy, sw)
+    assert dy is None                                                  # the data layer's dx
     return loss
 
 
@@ -714,6 +915,8 @@ loss_flat = loss_and_grads_timed(vae, x_batch, eps, Stopwatch())
 err = max(rel_error(grads_lib[k], g) for k, g in vae.grads.items())
 print(f"loss: library {loss_lib:.6f}, written out {loss_flat:.6f};  gradients: max rel. error "
       f"{err:.1e}")
+print(f"bit for bit the same: loss {loss_lib == loss_flat}, gradients "
+      f"{all(np.array_equal(grads_lib[k], g) for k, g in vae.grads.items())}")
 assert abs(loss_lib - loss_flat) < 1e-6 * abs(loss_lib) and err < 1e-6   # same operations
 
 # %% [markdown]
@@ -726,7 +929,7 @@ assert abs(loss_lib - loss_flat) < 1e-6 * abs(loss_lib) and err < 1e-6   # same 
 #   the operations (slicing, dicts, calls, and the stopwatches themselves);
 # * **checks**: what the library's step costs beyond the written-out one, which skips the
 #   library's input checks (every layer and loss checks the shapes, dtypes and finiteness of
-#   its inputs, a pass over each array).
+#   its inputs, one vectorized `all_finite` pass over each array, section 5 (c)).
 
 # %%
 opt = Adam(vae.params, lr=1e-3)
@@ -782,22 +985,27 @@ plt.show()
 
 # %% [markdown]
 # **FLOPs of a step.** Each of the four layers does $2NDH$ FLOPs forward and twice that
-# backward (for $dW$ and $dx$): $6NDH$, summed over the layers. Put differently, each weight
-# takes part in three products, once per example in each, a multiply and an add: 6 FLOPs per
-# weight per example. The elementwise work, the loss and Adam add $O(N(D + H))$ and
-# $O(\#\text{params})$ operations, a few per cent. (The first layer's $dx$, the gradient with
-# respect to the images, is computed and thrown away: $2NDH$ of that layer's $6NDH$.)
+# backward (for $dW$ and $dx$): $6NDH$. Put differently, each weight takes part in three
+# products, once per example in each, a multiply and an add: 6 FLOPs per weight per example.
+# Except in the first layer: its $dx$ would be the gradient with respect to the images, which
+# nothing needs, so minivae builds that layer with `input_grad=False` (`mlp(...,
+# input_grad=False)` in `minivae/models/vae.py`), its backward returns `None`, and the step
+# does $6NDH$ per layer less $2 \cdot 128 \cdot 784 \cdot 400$: 11 products. The elementwise
+# work, the loss and Adam add $O(N(D + H))$ and $O(\#\text{params})$ operations, a few per
+# cent.
 
 # %%
 n_params = sum(p.size for p in vae.params.values())
-print(f"FLOPs per step: sum of 6 N D H = {step_flops / 1e6:.0f} MFLOP;  6 N x parameters = "
-      f"6 x {N} x {n_params:,} = {6 * N * n_params / 1e6:.0f} MFLOP")
+skipped = 2 * N * LAYERS[0][0] * LAYERS[0][1]                         # the first layer's dx
+print(f"FLOPs per step: the 11 products = {step_flops / 1e6:.0f} MFLOP;  6 N x parameters "
+      f"- 2 N D H of the first layer = 6 x {N} x {n_params:,} - {skipped / 1e6:.0f}M = "
+      f"{(6 * N * n_params - skipped) / 1e6:.0f} MFLOP")
 step_rate = step_flops / t_step
 print(f"the library's step: {t_step * 1e3:.2f} ms -> {step_rate / 1e9:.1f} GFLOP/s, that is "
-      f"{step_rate / BLAS_RATE:.0%} of BLAS's rate on these 12 products "
+      f"{step_rate / BLAS_RATE:.0%} of BLAS's rate on these 11 products "
       f"({BLAS_RATE / 1e9:.1f} GFLOP/s) and {step_rate / TOP_RATE:.0%} of its rate on a square "
       f"{BIG} product ({TOP_RATE / 1e9:.1f} GFLOP/s)")
-assert abs(6 * N * n_params - step_flops) < 0.01 * step_flops   # the biases: 0.2 % more
+assert abs(6 * N * n_params - skipped - step_flops) < 0.01 * step_flops   # the biases: 0.3 %
 
 # %% [markdown]
 # Read the bars against the dashed line. The matmul bar should sit near it: the same products,
@@ -810,6 +1018,65 @@ assert abs(6 * N * n_params - step_flops) < 0.01 * step_flops   # the biases: 0.
 # the bar to look at last at batch 128: a few hundred operations per step at a microsecond each.
 # With a batch of 16 the picture changes: the products shrink 8-fold and fixed costs do not.
 #
+# ## 7. Against PyTorch
+#
+# A lesson on one shared machine can split a step into parts; it cannot say how minivae
+# compares with a framework. That is the job of `benchmarks/vae_speed.py`, which trains the
+# same VAE (784-400-20-400-784, ReLU, Bernoulli, Adam 1e-3, batch 128, float32, real MNIST)
+# in minivae and, if it is installed, in PyTorch written the usual way
+# (`benchmarks/torch_vae.py`; PyTorch is never a minivae dependency). How it measures:
+#
+# * **a fresh process per turn.** Every measurement is a child process that prints one line of
+#   JSON. Each library keeps its own pool of threads, and a pool that has just worked keeps
+#   spinning for a while and takes the cores from the next library: interleaved in one
+#   process, they would slow each other down. The threads of OpenBLAS, OpenMP, MKL, numba and
+#   `torch.set_num_threads` are set to `--threads` (2 by default) before anything loads.
+# * **alternation.** The contenders take turns, A B C then a fresh random order each round, so
+#   that a busy minute on a shared machine hits all of them alike (section 1).
+# * **medians.** Each contender's time is the median over rounds (min and max printed beside
+#   it), and the verdict is a **ratio**, minivae's epoch over PyTorch's, measured side by side.
+# * **what else it reports**: minivae with `NUMBA_DISABLE_JIT=1` (pure-Python loops, a few
+#   steps extrapolated to an epoch); NumPy's sgemm at exactly the 11 products of a step, whose
+#   rate gives each contender's GFLOP/s as a percentage of it, as in section 6; peak memory;
+#   the first steps' numba compile (or cache load) time; and with `--iwae`, the IWAE bound
+#   with k = 5000 on the 10,000 test images, both libraries decoding the same number of rows
+#   per pass (`VAE.iwae_bound`'s default `max_floats=2**21`, 8 MB of float32, a pass that
+#   stays in the cache).
+#
+# From the repository's root, with the data where `minivae` finds it:
+#
+#     python benchmarks/vae_speed.py                        # training, 3 rounds (~3 min)
+#     python benchmarks/vae_speed.py --iwae                 # and IWAE k=5000 (~4 min each)
+#     python benchmarks/vae_speed.py --iwae --json speed.json   # also keep every sample
+#
+# The README's Speed section gives the figures of a full run and the command that made them,
+# with the machine and its load. They are that machine's figures, not this lesson's: this
+# lesson runs no PyTorch. If you saved a run with `--json`, point `MINIVAE_SPEED_JSON` at the
+# file and the next cell prints its summary.
+
+# %%
+speed_json = os.environ.get("MINIVAE_SPEED_JSON")
+if speed_json and os.path.exists(speed_json):
+    with open(speed_json) as f:
+        speed = json.load(f)
+    meta = speed["meta"]
+    print(f"{speed_json}: measured by benchmarks/vae_speed.py, not by this lesson\n"
+          f"  cpu {meta['cpu']}, {meta['threads']} threads; numpy {meta['numpy']}, numba "
+          f"{meta['numba']}, torch {meta['torch'] or 'not installed'}; load average "
+          f"{meta['load_start'][0]:.2f} at start, {meta['load_end'][0]:.2f} at end")
+    for name, row in speed["summary"].items():
+        if name == "targets":
+            continue
+        print(f"  {name:14s} " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()
+                                             if isinstance(v, (int, float))))
+    for target, verdict in speed["summary"].get("targets", {}).items():
+        print(f"  {target:18s} {verdict}")
+else:
+    print("no speed file: run `python benchmarks/vae_speed.py --iwae --json speed.json` from the "
+          "repository's root, then set MINIVAE_SPEED_JSON=speed.json (or see the README's "
+          "Speed section)")
+
+# %% [markdown]
 # ## Exercise
 #
 # **Write the fused backward of the sigmoid.** For $y = \sigma(a)$, $\sigma'(a) = y(1 - y)$, so
@@ -863,9 +1130,18 @@ print("median CPU time, float64 (128, 400):  "
 #   still makes a pass over memory per step of the outer one.
 # * Matrix products reuse each number many times; BLAS's blocking, packing, SIMD and
 #   per-processor tuning turn that reuse into FLOPs. A plain blocked numba kernel gets within
-#   a small factor, and the table says how small at each shape.
+#   a small factor, and the table says how small at each shape; minivae's layers go through
+#   `layer_product`, which picks numba only where a benchmark measured it faster.
 # * Elementwise work is memory traffic: fuse it into one pass without temporaries, and keep
-#   the fused loop simple enough for the compiler to vectorize.
-# * A VAE step is 6 FLOPs per weight per example, almost all of them in BLAS; their time at
-#   BLAS's rate is the step's floor. Everything above the floor (elementwise kernels, the
-#   optimizer, checks, Python) is where a faster step comes from: measure it, bar by bar.
+#   the fused loop simple enough for the compiler to run 8 floats at a time: compile with
+#   `error_model="numpy"` (else every division tests for zero), keep calls to the C maths
+#   library out of the loop (minivae's `fastexp` writes exp and log1p as float32 polynomials,
+#   within a few roundings; float64 keeps `np.exp` exactly), and avoid early exits
+#   (`all_finite` sums $x \cdot 0$ instead).
+# * A VAE step is 6 FLOPs per weight per example, less the first layer's $dx$, which the
+#   data does not need (`input_grad=False`), almost all of them in BLAS; their time at BLAS's
+#   rate is the step's floor. Everything above the floor (elementwise kernels, the optimizer,
+#   checks, Python) is where a faster step comes from: measure it, bar by bar.
+# * Against another library, measure whole runs side by side: a fresh process per turn,
+#   alternating turns, medians and a ratio; `python benchmarks/vae_speed.py [--iwae]`, whose
+#   figures are in the README's Speed section.

@@ -23,8 +23,7 @@ def check_array(x, who, *, ndim=None, shape=None, dtype=None, finite=True, name=
         raise InputError(f"{who}: expected {name} to be a numpy array, got {type(x).__name__}")
     if ndim is not None and x.ndim != ndim:
         raise InputError(f"{who}: expected {name} with {ndim} dimensions, got shape {x.shape}")
-    if shape is not None and (
-            x.ndim != len(shape) or any(s is not None and s != t for s, t in zip(shape, x.shape))):
+    if shape is not None and not _shape_matches(x.shape, shape):
         want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
         raise InputError(f"{who}: expected {name} of shape {want}, got {x.shape}")
     if dtype is None:
@@ -40,6 +39,16 @@ def check_array(x, who, *, ndim=None, shape=None, dtype=None, finite=True, name=
     if finite and not all_finite(x.reshape(-1) if x.flags.c_contiguous else x.ravel()):
         raise NonFiniteError(f"{who}: {name} contains NaN or infinity; expected finite values")
     return x
+
+
+def _shape_matches(got, want):
+    """True if ``got`` has want's rank and equals it wherever want is not None."""
+    if len(got) != len(want):
+        return False
+    for w, g in zip(want, got):
+        if w is not None and w != g:
+            return False
+    return True
 
 
 def check_same_shape(a, b, who, names=("a", "b")):

@@ -30,6 +30,9 @@ class Optimizer:
         self.lr = float(lr)
         self.t = 0
         self.state = {f"{s}.{k}": np.zeros_like(p) for s in self.slots for k, p in self.params.items()}
+        # flat views of each parameter and its state, made once: (name, p, *slots)
+        self._flat = [(k, p.reshape(-1), *(self.state[f"{s}.{k}"].reshape(-1) for s in self.slots))
+                      for k, p in self.params.items()]
 
     def _check(self, grads):
         """Refuse, before any parameter changes, gradients that do not match or are not finite."""
@@ -86,9 +89,8 @@ class SGD(Optimizer):
     def step(self, grads):
         self._check(grads)
         self.t += 1
-        for k, p in self.params.items():
-            K.sgd_update(p.reshape(-1), grads[k].reshape(-1), self.state[f"v.{k}"].reshape(-1),
-                         self.lr, self.momentum, self.weight_decay)
+        for k, p, v in self._flat:
+            K.sgd_update(p, grads[k].reshape(-1), v, self.lr, self.momentum, self.weight_decay)
 
 
 class Adam(Optimizer):
@@ -106,7 +108,6 @@ class Adam(Optimizer):
     def step(self, grads):
         self._check(grads)
         self.t += 1
-        for k, p in self.params.items():
-            K.adam_update(p.reshape(-1), grads[k].reshape(-1), self.state[f"m.{k}"].reshape(-1),
-                          self.state[f"v.{k}"].reshape(-1), self.lr, self.b1, self.b2,
+        for k, p, m, v in self._flat:
+            K.adam_update(p, grads[k].reshape(-1), m, v, self.lr, self.b1, self.b2,
                           self.eps, self.t, self.weight_decay)

@@ -156,6 +156,31 @@ def test_gradients_accumulate_and_zero_grad_resets():
     assert all(not g.any() for g in net.grads.values())
 
 
+@pytest.mark.parametrize("make", [lambda **kw: Linear(3, 4, rng=1, dtype=np.float64, **kw),
+                                  lambda **kw: Dense(3, 4, "tanh", rng=1, dtype=np.float64, **kw)],
+                         ids=["Linear", "Dense"])
+def test_input_grad_false_skips_dx_and_changes_no_parameter_gradient(make):
+    """A first layer (its input is data) returns no dx; its W and b gradients are unchanged."""
+    rng = np.random.default_rng(3)
+    x, dy = rng.standard_normal((5, 3)), rng.standard_normal((5, 4))
+    grads = []
+    for input_grad in (True, False):
+        layer = make(input_grad=input_grad)
+        layer.forward(x)
+        dx = layer.backward(dy)
+        assert (dx is None) is (not input_grad)
+        grads.append({k: g.copy() for k, g in layer.grads.items()})
+    for k in grads[0]:
+        np.testing.assert_array_equal(grads[0][k], grads[1][k])
+
+
+def test_a_vae_encoder_skips_the_data_gradient_only():
+    from minivae.models.vae import VAE
+    vae = VAE(6, hidden=(5, 4), z_dim=2, rng=0, dtype=np.float64)
+    flags = [layer.input_grad for layer in vae.encoder.layers + vae.decoder.layers]
+    assert flags == [False, True, True, True, True, True]
+
+
 def test_sequential_params_are_the_layers_arrays():
     lin = Linear(3, 2, rng=0, dtype=np.float64)
     net = Sequential(lin, Tanh())

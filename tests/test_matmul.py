@@ -169,3 +169,26 @@ def test_table_keys_are_well_formed():
     for dtype, trans_a, trans_b, m, k, n in mm.NUMBA_FASTER:
         assert dtype in ("float32", "float64") and not (trans_a and trans_b)
         assert all(isinstance(s, int) and s > 0 for s in (m, k, n))
+
+
+@SETTINGS
+@given(trans_a=st.booleans(), trans_b=st.booleans(), m=dims, k=dims, n=dims, dtype=dtypes,
+       seed=seeds)
+def test_layer_product_follows_the_table(trans_a, trans_b, m, k, n, dtype, seed):
+    """The layers' entry point gives op(a) @ op(b) with either backend the table may pick."""
+    a, b = operands("nn", m, k, n, dtype, seed)
+    want = a @ b
+    a_in = np.ascontiguousarray(a.T) if trans_a else a
+    b_in = np.ascontiguousarray(b.T) if trans_b else b
+    saved = os.environ.get("MINIVAE_MATMUL")
+    try:
+        for backend in ("numpy", "numba"):
+            os.environ["MINIVAE_MATMUL"] = backend
+            got = mm.layer_product(a_in, b_in, trans_a=trans_a, trans_b=trans_b)
+            assert got.shape == (m, n) and got.dtype == dtype
+            assert_close(got, want, a, b, "nn")
+    finally:
+        if saved is None:
+            os.environ.pop("MINIVAE_MATMUL", None)
+        else:
+            os.environ["MINIVAE_MATMUL"] = saved

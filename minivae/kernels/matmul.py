@@ -197,6 +197,8 @@ def choose_backend(dtype, trans_a, trans_b, m, k, n):
         return forced
     if forced != "auto":
         raise ValueError(f"MINIVAE_MATMUL must be auto, numpy or numba, got {forced!r}")
+    if not NUMBA_FASTER:                       # nothing to look up: spare the key
+        return "numpy"
     key = (np.dtype(dtype).name, bool(trans_a), bool(trans_b), m, k, n)
     return "numba" if key in NUMBA_FASTER else "numpy"
 
