@@ -245,6 +245,8 @@ def layer_product(a, b, trans_a=False, trans_b=False):
     only the backend choice (the table, or MINIVAE_MATMUL). -> a new (M, N) array."""
     m, k = a.shape[::-1] if trans_a else a.shape
     n = b.shape[0] if trans_b else b.shape[1]
+    if trans_a and trans_b:                                    # a.T @ b.T: pass the view a.T
+        a, trans_a = a.T, False
     if choose_backend(a.dtype, trans_a, trans_b, m, k, n) == "numba":
         return _NUMBA[trans_a, trans_b](a, b, np.empty((m, n), dtype=a.dtype))
     return (a.T if trans_a else a) @ (b.T if trans_b else b)
