@@ -8,6 +8,8 @@ epoch is 469 steps). Contenders:
                    steps timed apart (numba compile or cache load; compile_s is their time
                    less 5 median steps), then a whole epoch (or --steps steps, extrapolated)
     torch          benchmarks/torch_vae.py, the same model the usual PyTorch way, timed alike
+    minivae-cold   once, after the rounds: minivae's first 5 steps with an empty numba cache
+                   (NUMBA_CACHE_DIR), so every kernel compiles: the one-time compile cost
     minivae-nojit  minivae with NUMBA_DISABLE_JIT=1: 1 warm-up step, then --nojit-steps steps,
                    extrapolated to an epoch (pure-Python loops: an epoch would take hours)
     sgemm          np.matmul(a, b, out=out) at exactly the 11 products of one training step,
@@ -46,6 +48,7 @@ import random
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from statistics import median
 
@@ -159,6 +162,8 @@ def child_train(job):
             return times
     nojit = job == "minivae-nojit"
     first = run(order[:(1 if nojit else FIRST) * B])             # compile / cache load / warm-up
+    if job == "minivae-cold":                                    # an empty numba cache: compile
+        return {"first_steps_s": sum(first), "peak_rss_mib": peak_rss_mib()}
     steps = min(ARGS.nojit_steps if nojit else ARGS.steps or STEPS, STEPS)
     times = run(order[:steps * B])                               # a whole epoch when steps = 469
     step_s = median(times)                                       # a steady step
@@ -230,7 +235,10 @@ def run_child(job):
     if job == "minivae-nojit":
         env["NUMBA_DISABLE_JIT"] = "1"
     argv = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--child", job]
-    p = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    with tempfile.TemporaryDirectory() as cache:
+        if job == "minivae-cold":
+            env["NUMBA_CACHE_DIR"] = cache                       # nothing cached: all compiles
+        p = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     if p.returncode != 0:
         sys.exit(f"the {job} child failed (exit {p.returncode}):\n{p.stderr[-3000:]}")
     return json.loads(p.stdout.splitlines()[-1])
@@ -379,6 +387,7 @@ def main():
           "noisy numbers)")
     rng = random.Random(ARGS.seed)
     samples = alternate([x for x in names if x in TRAIN], ARGS.rounds, rng)
+    cold = run_child("minivae-cold") if "minivae" in names else None
     samples.update(alternate([x for x in names if x in IWAE], ARGS.iwae_rounds, rng))
     load_end = os.getloadavg()
     print(f"  load average at end {load_end[0]:.2f}")
@@ -387,6 +396,11 @@ def main():
     summary = {}
     if any(samples.get(x) for x in TRAIN):
         summary.update(train_table({x: samples[x] for x in TRAIN if samples.get(x)}))
+    if cold:
+        summary["minivae-cold"] = cold
+        print(f"minivae's numba kernels compiled from nothing (an empty NUMBA_CACHE_DIR): the "
+              f"first {FIRST} steps took {cold['first_steps_s']:.2f} s, once; later runs load "
+              f"them from the cache (the 'first 5 s' column)")
     if any(samples.get(x) for x in IWAE):
         summary.update(iwae_table({x: samples[x] for x in IWAE if samples.get(x)}))
     summary["targets"] = targets(summary)

@@ -652,8 +652,8 @@ one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
 try:
     divide_python(one, zero, np.empty(1, np.float32))
     raise AssertionError("expected ZeroDivisionError")
-except ZeroDivisionError as e:
-    print(f"error_model='python': 1 / 0 raises ZeroDivisionError({e});  error_model='numpy': "
+except ZeroDivisionError as exc:
+    print(f"error_model='python': 1 / 0 raises ZeroDivisionError({exc});  error_model='numpy': "
           f"1 / 0 = {divide_numpy(one, zero, np.empty(1, np.float32))[0]}")
 
 a_div = rng.standard_normal(313_600, dtype=np.float32)            # Adam's 313,600 weights of W1
@@ -687,7 +687,7 @@ print(f"a / b on {a_div.size:,} float32, median CPU time:  "
 #   $\log(1 + e) = 2\,\mathrm{atanh}(s) = 2(s + s^3/3 + \dots + s^{15}/15)$.
 #
 # Only float32 takes the polynomials; float64, the dtype of gradient checks, still calls
-# `np.exp` and `np.log1p` and is exact to the last bit. First, how accurate are they? In
+# `np.exp` and `np.log1p` and gives NumPy's values to the last bit. First, how accurate are they? In
 # float32 ulps (units of $2^{-23}$, the spacing of float32 numbers just above 1), against
 # float64, with NumPy's own float32 `exp` beside them:
 
