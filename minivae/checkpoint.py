@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from minivae.errors import InputError, MinivaeError
+from minivae.fsutil import fsync_dir
 from minivae.models import build, parameter_count
 
 FORMAT, VERSION = "minivae-checkpoint", 1     # bump VERSION when the layout changes
@@ -42,19 +43,6 @@ class CheckpointError(MinivaeError):
 def _write_all(f, data):
     """Write ``data`` to the open file ``f`` (a seam: tests make it fail half-way)."""
     f.write(data)
-
-
-def _fsync_dir(folder):
-    """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def atomic_write(path, data):
@@ -75,7 +63,7 @@ def atomic_write(path, data):
             os.fsync(f.fileno())
         os.replace(tmp, path)
         tmp = None
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except OSError as e:
         raise CheckpointError(f"cannot write {path}: {e}; the previous version of the file, "
                               "if any, is unchanged") from e

@@ -24,6 +24,7 @@ from minivae.checks import check_array
 from minivae.errors import InputError
 from minivae.kernels.activations import CODES
 from minivae.layers.base import as_generator
+from minivae.models.base import EncoderDecoder
 from minivae.models.vae import mlp
 
 OUTPUTS = ("bernoulli", "mse")
@@ -35,7 +36,7 @@ def sigmoid(a):
     return 0.5 * (1.0 + np.tanh(0.5 * a))
 
 
-class Autoencoder:
+class Autoencoder(EncoderDecoder):
     """MLP encoder x_dim -> hidden -> z_dim and decoder z_dim -> hidden reversed -> x_dim.
 
     output: "bernoulli" (decoder gives logits; x in [0, 1]) or "mse" (decoder gives x^ itself).
@@ -71,20 +72,6 @@ class Autoencoder:
         return {"model": self.name, "x_dim": self.x_dim, "hidden": list(self.hidden),
                 "z_dim": self.z_dim, "output": self.output, "activation": self.activation,
                 "dtype": self.dtype.name}
-
-    @property
-    def params(self):
-        return {**{f"encoder.{k}": v for k, v in self.encoder.params.items()},
-                **{f"decoder.{k}": v for k, v in self.decoder.params.items()}}
-
-    @property
-    def grads(self):
-        return {**{f"encoder.{k}": v for k, v in self.encoder.grads.items()},
-                **{f"decoder.{k}": v for k, v in self.decoder.grads.items()}}
-
-    def zero_grad(self):
-        self.encoder.zero_grad()
-        self.decoder.zero_grad()
 
     def _check_x(self, x, who):
         who = f"{type(self).__name__}.{who}"

@@ -20,9 +20,10 @@ from minivae.checks import check_array
 from minivae.errors import InputError
 from minivae.layers import Linear
 from minivae.layers.base import as_generator
+from minivae.models.base import EncoderDecoder
 
 
-class LinearAutoencoder:
+class LinearAutoencoder(EncoderDecoder):
     """Linear encoder D -> Z and linear decoder Z -> D, both with biases.   x (N, D) -> loss."""
 
     def __init__(self, x_dim, z_dim, rng=None, dtype=np.float32):
@@ -40,20 +41,6 @@ class LinearAutoencoder:
         """The constructor arguments, as JSON-able values."""
         return {"model": "linear-ae", "x_dim": self.x_dim, "z_dim": self.z_dim,
                 "dtype": self.dtype.name}
-
-    @property
-    def params(self):
-        return {**{f"encoder.{k}": v for k, v in self.encoder.params.items()},
-                **{f"decoder.{k}": v for k, v in self.decoder.params.items()}}
-
-    @property
-    def grads(self):
-        return {**{f"encoder.{k}": v for k, v in self.encoder.grads.items()},
-                **{f"decoder.{k}": v for k, v in self.decoder.grads.items()}}
-
-    def zero_grad(self):
-        self.encoder.zero_grad()
-        self.decoder.zero_grad()
 
     @property
     def decoder_basis(self):

@@ -23,6 +23,7 @@ from minivae.kernels import losses as K
 from minivae.kernels.checks import all_finite
 from minivae.layers import Dense, Linear, Reparameterize, Sequential
 from minivae.layers.base import as_generator
+from minivae.models.base import EncoderDecoder
 
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
 
@@ -38,7 +39,7 @@ def mlp(sizes, activation, rng, dtype, input_grad=True):
     return Sequential(*layers)
 
 
-class VAE:
+class VAE(EncoderDecoder):
     """A VAE with diagonal Gaussian q(z|x) and prior N(0, I).   x (N, x_dim) -> loss (float).
 
     likelihood: "bernoulli" (decoder gives logits; x in [0, 1]),
@@ -77,20 +78,6 @@ class VAE:
         return {"model": "vae", "x_dim": self.x_dim, "hidden": list(self.hidden),
                 "z_dim": self.z_dim, "likelihood": self.likelihood, "beta": self.beta,
                 "dtype": self.dtype.name, "activation": self.activation, "sigma": self.sigma}
-
-    @property
-    def params(self):
-        return {**{f"encoder.{k}": v for k, v in self.encoder.params.items()},
-                **{f"decoder.{k}": v for k, v in self.decoder.params.items()}}
-
-    @property
-    def grads(self):
-        return {**{f"encoder.{k}": v for k, v in self.encoder.grads.items()},
-                **{f"decoder.{k}": v for k, v in self.decoder.grads.items()}}
-
-    def zero_grad(self):
-        self.encoder.zero_grad()
-        self.decoder.zero_grad()
 
     def _check_x(self, x):
         check_array(x, "VAE", shape=(None, self.x_dim), dtype=self.dtype)
