@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from helpers import TOL_CHAIN, mean_and_se
 
+from minivae import losses
 from minivae.errors import InputError
 from minivae.gradcheck import check_grad
 from minivae.models import VAE
@@ -162,6 +163,25 @@ def test_iwae_does_not_depend_on_the_chunk_size():
     for max_floats in (8 * 13 * 3, 8 * 13, 8 * 5, 8, 1):  # several examples ... one sample
         np.testing.assert_allclose(model.iwae_bound(x, 13, rng=5, max_floats=max_floats), ref,
                                    rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log_weights_use_the_same_bernoulli_likelihood_as_the_loss(dtype):
+    """log_weights takes log p(x|z) from a value-only kernel reading x once per example;
+    it must equal -bernoulli_nll of the decoded samples against x repeated m times."""
+    model = iwae_model(dtype=dtype)
+    x = data_for("bernoulli", 3, 8, 4, dtype)
+    eps = np.random.default_rng(9).standard_normal((3, 5, model.z_dim)).astype(dtype)
+    log_w = model.log_weights(x, eps)                                         # (3, 5)
+    mu, logvar = (np.ascontiguousarray(a) for a in model.encode(x))
+    z = mu[:, None] + np.exp(0.5 * logvar)[:, None] * eps                     # (3, 5, Z)
+    logits = model.decoder.forward(z.reshape(15, -1))
+    nll, _ = losses.bernoulli_nll(logits, np.repeat(x, 5, axis=0))
+    want = (-nll.reshape(3, 5).astype(np.float64)
+            - 0.5 * (z.astype(np.float64) ** 2 + LOG_2PI).sum(axis=2)
+            + 0.5 * (eps.astype(np.float64) ** 2 + LOG_2PI + logvar[:, None]).sum(axis=2))
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(log_w, want, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("likelihood", ["gaussian", "gaussian-learned"])
