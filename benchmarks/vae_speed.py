@@ -56,6 +56,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 B, N_TRAIN, STEPS = 128, 60000, 469          # batch, MNIST training rows, steps per epoch
 FIRST = 5                                    # steps timed apart at the start of a run
+BREAKDOWN = 200                              # steps split into products / Adam / rest
 LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]   # (D, H): encoder 2, decoder 2
 DECODE_ROWS = 2 ** 21 // 784                 # rows iwae_bound decodes per pass (max_floats)
 TRAIN = ("minivae", "torch", "minivae-nojit", "sgemm")
@@ -167,10 +168,46 @@ def child_train(job):
     steps = min(ARGS.nojit_steps if nojit else ARGS.steps or STEPS, STEPS)
     times = run(order[:steps * B])                               # a whole epoch when steps = 469
     step_s = median(times)                                       # a steady step
-    return {"epoch_s": sum(times) if steps == STEPS else sum(times) / steps * STEPS,
-            "timed_steps": steps, "step_s": step_s, "first_steps_s": sum(first),
-            "compile_s": None if nojit else sum(first) - len(first) * step_s,
-            "peak_rss_mib": peak_rss_mib()}
+    result = {"epoch_s": sum(times) if steps == STEPS else sum(times) / steps * STEPS,
+              "timed_steps": steps, "step_s": step_s, "first_steps_s": sum(first),
+              "compile_s": None if nojit else sum(first) - len(first) * step_s,
+              "peak_rss_mib": peak_rss_mib()}
+    if job == "minivae":                                         # after the clock: where it goes
+        result["split"] = split_step(model, opt, x, order[:BREAKDOWN * B])
+    return result
+
+
+def split_step(model, opt, x, rows):
+    """Mean seconds per step in the layers' matrix products, in Adam, and in the rest,
+    over more steps timed apart (a stopwatch around each product costs ~1 us)."""
+    from minivae.layers import dense, linear
+    spent = {"products": 0.0, "optimizer": 0.0, "step": 0.0}
+    real = linear.layer_product
+
+    def timed(*args, **kw):
+        t0 = time.perf_counter()
+        out = real(*args, **kw)
+        spent["products"] += time.perf_counter() - t0
+        return out
+    linear.layer_product = dense.layer_product = timed
+    try:
+        for start in range(0, len(rows), B):
+            t0 = time.perf_counter()
+            xb = x[rows[start:start + B]]
+            model.zero_grad()
+            model.loss(xb)
+            model.backward()
+            t1 = time.perf_counter()
+            opt.step(model.grads)
+            t2 = time.perf_counter()
+            spent["optimizer"] += t2 - t1
+            spent["step"] += t2 - t0
+    finally:
+        linear.layer_product = dense.layer_product = real
+    n = len(rows) // B
+    out = {k: v / n for k, v in spent.items()}
+    out["rest"] = out["step"] - out["products"] - out["optimizer"]
+    return out
 
 
 def child_sgemm():
@@ -304,6 +341,15 @@ def train_table(samples):
               f"{rate:.2f} GFLOP/s")
     if any((x.get("pct_sgemm") or 0) > 100 for x in s.values()):
         print("  (above 100% of sgemm: the sgemm turn was slowed down; see the load average)")
+    if "minivae" in samples and "split" in samples["minivae"][0]:
+        sp = {k: median(r["split"][k] for r in samples["minivae"]) for k in
+              ("step", "products", "optimizer", "rest")}
+        s["minivae"]["split"] = sp
+        alone = f" (the same products timed alone: {s['sgemm']['step_s'] * 1e3:.2f} ms)" \
+            if rate else ""
+        print(f"minivae's step split ({BREAKDOWN} more steps, medians over rounds): "
+              f"{sp['step'] * 1e3:.2f} ms = matrix products {sp['products'] * 1e3:.2f}{alone}"
+              f" + Adam {sp['optimizer'] * 1e3:.2f} + the rest {sp['rest'] * 1e3:.2f}")
     if {"minivae", "torch"} <= set(s):
         print(f"epoch minivae/torch {s['minivae']['epoch_s'] / s['torch']['epoch_s']:.3f}")
     if {"minivae", "minivae-nojit"} <= set(s):
