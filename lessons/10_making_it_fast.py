@@ -869,12 +869,12 @@ def loss_and_grads_timed(vae, x, eps, sw):
         inputs.append(h)
         h = layer_forward(layer, h, sw)
         outputs.append(h)
-    with sw("elementwise"):                                            # Reparameterize.forward
-        mu, logvar = (np.ascontiguousarray(a) for a in (h[:, :z_dim], h[:, z_dim:]))  # (N, Z)
+    with sw("elementwise"):                                  # the sample and the KL, fused
+        hz = h                                                         # (N, 2Z) = [mu | logvar]
         if eps is None:
-            eps = vae.reparam.rng.standard_normal(mu.shape, dtype=mu.dtype)          # (N, Z)
-        std = np.empty_like(mu)
-        h = KR.reparam_forward(mu, logvar, eps, np.empty_like(mu), std)              # (N, Z)
+            eps = vae.reparam.rng.standard_normal((n, z_dim), dtype=hz.dtype)        # (N, Z)
+        h, std, kl = np.empty_like(eps), np.empty_like(eps), np.empty(n, hz.dtype)
+        KR.reparam_kl_forward(hz, eps, h, std, kl)                     # z (N, Z), kl (N,)
     for layer in vae.decoder.layers:
         inputs.append(h)
         h = layer_forward(layer, h, sw)
@@ -882,8 +882,6 @@ def loss_and_grads_timed(vae, x, eps, sw):
     with sw("elementwise"):                                            # the losses' kernels
         recon, dout = np.empty(n, h.dtype), np.empty_like(h)           # (N,), (N, 784)
         LK.bernoulli_nll(h, x, recon, dout)
-        kl, dmu_kl, dlogvar_kl = np.empty(n, mu.dtype), np.empty_like(mu), np.empty_like(mu)
-        LK.gaussian_kl(mu, logvar, kl, dmu_kl, dlogvar_kl)             # (N,), (N, Z) x2
         w = vae.beta * vae.kl_weight
         loss = float((recon + w * kl).mean())
         dout *= 1.0 / n                                                # as VAE.loss: in place
@@ -891,12 +889,8 @@ def loss_and_grads_timed(vae, x, eps, sw):
     dy = dout
     for i in reversed(range(k, len(layers))):                          # decoder, backwards
         dy = layer_backward(layers[i], inputs[i], outputs[i], dy, sw)
-    with sw("elementwise"):                                            # Reparameterize.backward
-        dy = np.ascontiguousarray(dy)
-        dmu, dlogvar = dy.copy(), KR.reparam_backward(dy, eps, std, np.empty_like(dy))
-        dmu += (w / n) * dmu_kl
-        dlogvar += (w / n) * dlogvar_kl
-        dy = np.concatenate([dmu, dlogvar], axis=1)                    # (N, 2Z)
+    with sw("elementwise"):                 # d loss / d [mu | logvar], sampler and KL fused
+        dy = KR.reparam_kl_backward(dy, eps, std, hz, w / n, np.empty_like(hz))     # (N, 2Z)
     for i in reversed(range(k)):                                       # encoder, backwards
         dy = layer_backward(layers[i], inputs[i], outputs[i], dy, sw)
     assert dy is None                                                  # the data layer's dx

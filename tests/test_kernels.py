@@ -23,7 +23,8 @@ KINDS = sorted(KA.CODES.items())                       # every activation code
 TESTED = {"bias_act_forward", "act_backward", "act_backward_bias", "bernoulli_nll",
           "gaussian_nll", "gaussian_nll_shared", "gaussian_kl", "squared_error",
           "reparam_forward", "reparam_backward", "sgd_update", "adam_update", "all_finite",
-          "bernoulli_nll_repeated", "exp_neg_abs", "log1p_unit"}
+          "bernoulli_nll_repeated", "exp_neg_abs", "log1p_unit", "reparam_kl_forward",
+          "reparam_kl_backward"}
 
 
 def tol(dtype):
@@ -176,6 +177,12 @@ def test_reparam_kernels(dtype, data):
     assert_same("reparam_forward", KR, (mu, logvar, eps, E(mu), E(mu)), [3, 4], dtype)
     std = np.exp(0.5 * logvar)
     assert_same("reparam_backward", KR, (dz, eps, std, E(dz)), [3], dtype)
+    h = np.ascontiguousarray(np.concatenate([mu, logvar], axis=1))      # (N, 2Z) = [mu | logvar]
+    N = mu.shape[0]
+    assert_same("reparam_kl_forward", KR, (h, eps, E(mu), E(mu), np.empty(N, dtype)),
+                [2, 3, 4], dtype)
+    w = data.draw(floats(0.0, 2.0))
+    assert_same("reparam_kl_backward", KR, (dz, eps, std, h, w, E(h)), [5], dtype)
 
 
 # ---- optimizers ----

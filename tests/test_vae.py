@@ -9,6 +9,7 @@ from helpers import TOL_CHAIN, mean_and_se
 from minivae import losses
 from minivae.errors import InputError
 from minivae.gradcheck import check_grad
+from minivae.layers import Reparameterize
 from minivae.models import VAE
 
 LOG_2PI = np.log(2 * np.pi)
@@ -45,6 +46,33 @@ def test_vae_gradient_every_parameter(likelihood, hidden, beta, activation):
     errors = {k: check_grad(lambda: model.loss(x, eps=eps), p, grads[k])
               for k, p in model.params.items()}
     assert max(errors.values()) < TOL_CHAIN, errors
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("beta", [1.0, 3.0])
+def test_fused_sampler_and_kl_equal_the_layer_and_the_loss(dtype, beta):
+    """The stock sampler runs fused with the KL; any other sampler runs through its own
+    forward and backward. A subclass that changes nothing must give the same loss and
+    gradients, to rounding."""
+    class SameSampler(Reparameterize):
+        pass
+    x = data_for("bernoulli", 5, 7, 3, dtype)
+    eps = np.random.default_rng(4).standard_normal((5, 3)).astype(dtype)
+    out = []
+    for plain in (False, True):
+        model = VAE(7, hidden=(6,), z_dim=3, rng=0, dtype=dtype, beta=beta)
+        model.encoder.layers[-1].params["b"][3:] = 0.7           # logvar away from 0
+        if plain:
+            model.reparam = SameSampler(rng=0)
+        model.zero_grad()
+        loss = model.loss(x, eps=eps)
+        model.backward()
+        out.append((loss, model.last["kl"].copy(), {k: g.copy() for k, g in model.grads.items()}))
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(out[0][0], out[1][0], rtol=tol)
+    np.testing.assert_allclose(out[0][1], out[1][1], rtol=tol)
+    for k in out[0][2]:
+        np.testing.assert_allclose(out[0][2][k], out[1][2][k], rtol=tol, atol=tol)
 
 
 def test_backward_accumulates_and_zero_grad_resets():

@@ -10,6 +10,10 @@ Backward, by the chain rule through the same graph:
     dz              = decoder.backward(dout)
     dmu, dlogvar    = reparam.backward(dz)  +  beta * dKL / N
     encoder.backward([dmu, dlogvar])
+
+With the stock ``Reparameterize`` the sample and the KL (forward) and their two gradients
+(backward) are each one fused kernel (``minivae.kernels.reparam``); a sampler of your own,
+put in ``self.reparam``, is called through its forward and backward instead.
 """
 
 from itertools import pairwise
@@ -20,6 +24,7 @@ from minivae import losses
 from minivae.checks import check_array, check_count
 from minivae.errors import InputError, NonFiniteError
 from minivae.kernels import losses as K
+from minivae.kernels import reparam as KR
 from minivae.kernels.checks import all_finite
 from minivae.layers import Dense, Linear, Reparameterize, Sequential
 from minivae.layers.base import as_generator
@@ -154,27 +159,56 @@ class VAE(EncoderDecoder):
         """
         self._check_x(x)
         N = x.shape[0]
-        mu, logvar = self._encode(x)                                  # (N, Z) each
-        z = self.reparam.forward(mu, logvar, eps)                     # (N, Z)
-        recon, dout = self.recon_nll(self._decoder_out(z), x)    # (N,), (N, out)
-        kl, (dmu_kl, dlogvar_kl) = losses.gaussian_kl(mu, logvar)     # (N,), (N, Z) x2
+        h = self.encoder.forward(x)                                   # (N, 2Z) = [mu | logvar]
+        if type(self.reparam) is Reparameterize:        # the stock sampler: fused with the KL
+            z, kl, sampled = self._sample_with_kl(h, eps)
+        else:                                           # a sampler of your own (lesson 5)
+            mu, logvar = h[:, :self.z_dim], h[:, self.z_dim:]
+            z = self.reparam.forward(mu, logvar, eps)                 # (N, Z)
+            kl, sampled = losses.gaussian_kl(mu, logvar)              # (N,), (dmu, dlogvar)
+        recon, dout = self.recon_nll(self._decoder_out(z), x)         # (N,), (N, out)
         w = self.beta * self.kl_weight
         per_example = recon + w * kl
         dout *= 1.0 / N                              # d(batch mean)/d out, in place: dout is ours
-        self.cache = (N, dout, dmu_kl, dlogvar_kl, w)
+        self.cache = (N, dout, h, sampled, w)
         self.last = {"recon": recon, "kl": kl, "loss": per_example}
         return float(per_example.mean())
+
+    def _sample_with_kl(self, h, eps):
+        """z (N, Z) and KL per example (N,) in one pass (kernels.reparam.reparam_kl_forward);
+        the eps and std the backward needs go in the third value."""
+        N, Z = h.shape[0], self.z_dim
+        check_array(h, "VAE.loss", name="the encoder's output (mu | logvar)")
+        if eps is None:
+            eps = self.reparam.rng.standard_normal((N, Z), dtype=h.dtype)   # (N, Z)
+        else:
+            check_array(eps, self.reparam, shape=(N, Z), dtype=h.dtype, name="eps")
+            eps = np.ascontiguousarray(eps)
+        z, std = np.empty((N, Z), h.dtype), np.empty((N, Z), h.dtype)
+        kl = np.empty(N, h.dtype)
+        KR.reparam_kl_forward(h, eps, z, std, kl)
+        if not all_finite(kl):
+            raise NonFiniteError("VAE: the KL term overflowed (logvar too large for "
+                                 f"{h.dtype}); expected finite values")
+        self.reparam.eps = eps
+        return z, kl, (eps, std)
 
     def backward(self):
         """Fill ``grads`` with d loss / d params (adding to what is there)."""
         if self.cache is None:
             raise InputError("VAE.backward called before loss(x); call loss(x) first")
-        N, dout, dmu_kl, dlogvar_kl, w = self.cache
+        N, dout, h, sampled, w = self.cache
         dz = self.decoder.backward(dout)                              # (N, Z)
-        dmu, dlogvar = self.reparam.backward(dz)                      # (N, Z) x2
-        dmu += (w / N) * dmu_kl
-        dlogvar += (w / N) * dlogvar_kl
-        self.encoder.backward(np.concatenate([dmu, dlogvar], axis=1))  # (N, 2Z)
+        if type(self.reparam) is Reparameterize:      # dh = reparam backward + w/N dKL, fused
+            eps, std = sampled
+            dh = KR.reparam_kl_backward(dz, eps, std, h, w / N, np.empty_like(h))  # (N, 2Z)
+        else:
+            dmu_kl, dlogvar_kl = sampled
+            dmu, dlogvar = self.reparam.backward(dz)                  # (N, Z) x2
+            dmu += (w / N) * dmu_kl
+            dlogvar += (w / N) * dlogvar_kl
+            dh = np.concatenate([dmu, dlogvar], axis=1)               # (N, 2Z)
+        self.encoder.backward(dh)
 
     # ---- likelihood estimates ----
 
