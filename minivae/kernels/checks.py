@@ -6,18 +6,25 @@ added 8 lanes at a time (in any order, a sum of zeros is zero and a NaN stays Na
 no other fast-math flag is set, so NaN and infinity keep their meaning.
 """
 
+import numba
 import numpy as np
 from numba import njit
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
-def all_finite(x):
-    """True if every entry of the 1-D array ``x`` is finite."""
+def _sum_times_zero_is_zero(x):
     zero = x.dtype.type(0.0)
     acc = zero
     for i in range(x.shape[0]):
         acc += x[i] * zero
     return bool(acc == zero)
+
+
+def all_finite(x):
+    """True if every entry of the 1-D array ``x`` is finite."""
+    if numba.config.DISABLE_JIT:          # plain Python: NumPy's own test, which does not
+        return all_finite_np(x)           # warn of inf * 0 as a Python loop would
+    return _sum_times_zero_is_zero(x)
 
 
 def all_finite_np(x):
