@@ -16,6 +16,7 @@ result (``fig = plot_samples(...)``) rather than leaving it last, or it is shown
 ``make_figures`` and ``sample_grid`` close the figures they write.
 """
 
+import io
 import math
 import os
 from pathlib import Path
@@ -38,6 +39,7 @@ if not _backend_chosen():
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
+from minivae.checkpoint import atomic_write
 from minivae.checks import check_count
 from minivae.errors import InputError
 from minivae.evaluate import is_variational, kl_per_dim
@@ -115,10 +117,13 @@ def _label_rows(ax, labels, cell, pad=1):
 
 
 def _save(fig, path):
+    """Draw ``fig`` into memory, then replace ``path`` by it at once: never half a picture."""
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
+        buf = io.BytesIO()
+        fig.savefig(buf, format=path.suffix.lstrip(".") or "png", dpi=100)
+        atomic_write(path, buf.getvalue())
     return fig
 
 
