@@ -211,6 +211,26 @@ def test_denoising_corruption_and_fresh_noise_each_call():
     np.testing.assert_array_equal(gauss.reconstruct(x), plain.reconstruct(x))   # clean input
 
 
+def test_denoise_takes_a_gaussian_corrupted_input_outside_0_1():
+    """A Bernoulli-output DAE with Gaussian noise: reconstruct refuses x~ (pixels outside
+    [0, 1]); denoise takes it, and gives what decode(encode) would on the same input."""
+    x = np.random.default_rng(0).uniform(size=(20, 6)).astype(np.float32)
+    model = DenoisingAutoencoder(6, hidden=(5,), z_dim=2, noise="gaussian", noise_level=0.5,
+                                 rng=0)
+    xt = model.corrupt(x)
+    assert xt.min() < 0 or xt.max() > 1
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        model.reconstruct(xt)
+    out = model.denoise(xt)
+    assert out.shape == x.shape and out.dtype == np.float32 and 0 <= out.min() <= out.max() <= 1
+    np.testing.assert_array_equal(out, model.decode(model.encoder.forward(xt)))
+    np.testing.assert_array_equal(model.denoise(x), model.reconstruct(x))
+    bad = xt.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(InputError, match="x_tilde"):
+        model.denoise(bad)
+
+
 # ---- config round trips ----
 
 def _models():

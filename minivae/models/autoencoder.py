@@ -142,7 +142,7 @@ class DenoisingAutoencoder(Autoencoder):
     noise: "gaussian" (x~ = x + noise_level * eps) or "masking" (each pixel set to 0 with
     probability noise_level). ``loss(x)`` draws a fresh corruption from ``self.rng`` at each
     call; ``loss(x, x_tilde)`` uses the given one (for gradient checks). ``reconstruct`` and
-    ``encode`` see the clean input.
+    ``encode`` see the clean input; ``denoise(x_tilde)`` reconstructs a corrupted one.
     """
 
     name = "dae"
@@ -171,6 +171,16 @@ class DenoisingAutoencoder(Autoencoder):
             return x + self.noise_level * rng.standard_normal(x.shape, dtype=self.dtype)
         keep = rng.random(x.shape, dtype=self.dtype) >= self.noise_level     # (N, D) bool
         return x * keep
+
+    def denoise(self, x_tilde):
+        """The reconstruction of a corrupted input.   x~ (N, x_dim) -> (N, x_dim).
+
+        Unlike ``reconstruct``, x~ need not lie in [0, 1]: Gaussian noise takes pixels
+        outside it. Only its shape, dtype and finiteness are checked.
+        """
+        check_array(x_tilde, "DenoisingAutoencoder.denoise", shape=(None, self.x_dim),
+                    dtype=self.dtype, name="x_tilde")
+        return self.decode(self.encoder.forward(x_tilde))
 
     def loss(self, x, x_tilde=None):
         """Batch mean loss of reconstructing the clean x from x~ (drawn from ``self.rng``
