@@ -160,7 +160,8 @@ class VAE(EncoderDecoder):
         self._check_x(x)
         N = x.shape[0]
         h = self.encoder.forward(x)                                   # (N, 2Z) = [mu | logvar]
-        if type(self.reparam) is Reparameterize:        # the stock sampler: fused with the KL
+        fused = type(self.reparam) is Reparameterize    # the stock sampler: fused with the KL
+        if fused:
             z, kl, sampled = self._sample_with_kl(h, eps)
         else:                                           # a sampler of your own (lesson 5)
             mu, logvar = h[:, :self.z_dim], h[:, self.z_dim:]
@@ -170,7 +171,7 @@ class VAE(EncoderDecoder):
         w = self.beta * self.kl_weight
         per_example = recon + w * kl
         dout *= 1.0 / N                              # d(batch mean)/d out, in place: dout is ours
-        self.cache = (N, dout, h, sampled, w)
+        self.cache = (N, dout, h, sampled, w, fused)
         self.last = {"recon": recon, "kl": kl, "loss": per_example}
         return float(per_example.mean())
 
@@ -197,9 +198,9 @@ class VAE(EncoderDecoder):
         """Fill ``grads`` with d loss / d params (adding to what is there)."""
         if self.cache is None:
             raise InputError("VAE.backward called before loss(x); call loss(x) first")
-        N, dout, h, sampled, w = self.cache
+        N, dout, h, sampled, w, fused = self.cache
         dz = self.decoder.backward(dout)                              # (N, Z)
-        if type(self.reparam) is Reparameterize:      # dh = reparam backward + w/N dKL, fused
+        if fused:                                     # dh = reparam backward + w/N dKL, fused
             eps, std = sampled
             dh = KR.reparam_kl_backward(dz, eps, std, h, w / N, np.empty_like(h))  # (N, 2Z)
         else:
