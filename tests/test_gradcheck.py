@@ -176,8 +176,8 @@ def test_check_model_passes_the_vae_and_fails_a_vae_that_forgets_beta_in_backwar
 
     class BetaForgottenInBackward(VAE):
         def backward(self):
-            n, dout, dmu, dlogvar, _ = self.cache
-            self.cache = (n, dout, dmu, dlogvar, 1.0)        # backward as if beta were 1
+            n, dout, h, sampled, _, fused = self.cache
+            self.cache = (n, dout, h, sampled, 1.0, fused)   # backward as if beta were 1
             super().backward()
 
     rng = np.random.default_rng(3)
