@@ -196,7 +196,7 @@ def report_threads(torch):
         print(f"  torch {torch.__version__}: {torch.get_num_threads()} threads, "
               f"BLAS {'MKL' if mkl else 'not MKL'}")
     elif "torch" in ARGS.only:
-        print("  torch: not installed, left out (pip install torch to compare against it)")
+        print("  torch: not installed, left out (pip install torch==2.13.0, the CPU build, to compare against it; never a minivae dependency)")
     print(f"  cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f} "
           "(above ~0.3 another process is using the cores: the numbers are noisy)")
 

@@ -411,7 +411,12 @@ def targets(s):
 
 def main():
     if ARGS.child:
-        return print(json.dumps(child(ARGS.child)))
+        from minivae.data.errors import DatasetError
+        from minivae.errors import MinivaeError
+        try:
+            return print(json.dumps(child(ARGS.child)))
+        except (DatasetError, MinivaeError) as err:       # no data, say: its message, no trace
+            sys.exit(str(err))
     only = ARGS.only.split(",") if ARGS.only else None
     if only and set(only) - set(TRAIN + IWAE):
         sys.exit(f"--only: unknown {sorted(set(only) - set(TRAIN + IWAE))}, "

@@ -4,6 +4,8 @@ import os
 import sys
 from pathlib import Path
 
+import numba
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,3 +27,22 @@ def _data_env(tmp_path_factory):
         if not os.environ.get("MINIVAE_DATA_DIR"):
             mp.setenv("MINIVAE_DATA_DIR", str(tmp_path_factory.mktemp("minivae-data")))
         yield
+
+
+@pytest.fixture(autouse=True)
+def _one_numba_thread():
+    """The test models are tiny: numba's thread pool would cost more than it saves, and much
+    more on a busy machine."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """(train, test) Datasets of 16-pixel images in [0, 1]: 200 and 40 examples."""
+    from minivae.data import Dataset
+    x = np.random.default_rng(0).random((240, 16), dtype=np.float32)
+    return (Dataset(x[:200].copy(), None, (4, 4), "toy", "train"),
+            Dataset(x[200:].copy(), None, (4, 4), "toy", "test"))

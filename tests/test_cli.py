@@ -40,16 +40,6 @@ def _small_sprites():
         yield
 
 
-@pytest.fixture(autouse=True)
-def _one_numba_thread():
-    """These models are tiny: numba's thread pool would cost more than it saves, and much
-    more on a busy machine."""
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(before)
-
-
 def _one_error_line(capsys, code, expected=1):
     """Assert exit status `expected` and exactly one `minivae: error:` line on stderr."""
     err = capsys.readouterr().err

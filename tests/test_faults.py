@@ -40,7 +40,6 @@ import time
 import tracemalloc
 from pathlib import Path
 
-import numba
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -52,7 +51,7 @@ from minivae import data
 from minivae import runfolder as rf
 from minivae import train as T
 from minivae.cli import main, one_line
-from minivae.data import Dataset, download, registry
+from minivae.data import download, registry
 from minivae.errors import InputError, NonFiniteError
 from minivae.evaluate import evaluate
 from minivae.layers import Reparameterize
@@ -240,23 +239,6 @@ def test_a_real_signal_saves_exits_and_resumes_bit_identical(reference, tmp_path
 # ---------------------------------------------------------------- write failures (in process)
 
 TOY_VAE = {"model": "vae", "x_dim": 16, "hidden": [8], "z_dim": 2}
-
-
-@pytest.fixture(autouse=True)
-def _one_numba_thread():
-    """Tiny models: numba's thread pool would cost more than it saves."""
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def toy():
-    """(train, test) Datasets of 16-pixel images in [0, 1]: 200 and 40 examples."""
-    x = np.random.default_rng(0).random((240, 16), dtype=np.float32)
-    return (Dataset(x[:200].copy(), None, (4, 4), "toy", "train"),
-            Dataset(x[200:].copy(), None, (4, 4), "toy", "test"))
 
 
 def _toy_run(path, model=TOY_VAE, **cfg):

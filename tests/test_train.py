@@ -3,7 +3,6 @@
 import json
 import signal
 
-import numba
 import numpy as np
 import pytest
 
@@ -15,25 +14,6 @@ from minivae.errors import InputError
 from minivae.models import VAE
 
 VAE_CONFIG = {"model": "vae", "x_dim": 16, "hidden": [8], "z_dim": 2}
-
-
-@pytest.fixture(autouse=True)
-def _one_numba_thread():
-    """These models are tiny: numba's thread pool would cost more than it saves, and much
-    more on a busy machine."""
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def toy():
-    """(train, test) Datasets of 16-pixel images in [0, 1]: 200 and 40 examples."""
-    rng = np.random.default_rng(0)
-    x = rng.random((240, 16), dtype=np.float32)
-    return (Dataset(x[:200].copy(), None, (4, 4), "toy", "train"),
-            Dataset(x[200:].copy(), None, (4, 4), "toy", "test"))
 
 
 def _run(tmp_path, name, toy, model=VAE_CONFIG, **cfg):

@@ -230,14 +230,7 @@ def matmul(a, b, out=None, trans_a=False, trans_b=False, *, backend=None):
         raise ValueError("matmul: out must be C-contiguous")
     elif np.may_share_memory(out, a) or np.may_share_memory(out, b):
         raise ValueError("matmul: out must not share memory with a or b")
-    if trans_a and trans_b:                                    # a.T @ b.T: pass the view a.T
-        a, trans_a = a.T, False
-    which = backend or choose_backend(a.dtype, trans_a, trans_b, m, k, n)
-    if which == "numba":
-        return _NUMBA[trans_a, trans_b](a, b, out)
-    if which == "numpy":
-        return _NUMPY[trans_a, trans_b](a, b, out)
-    raise ValueError(f"matmul: backend must be None, 'numpy' or 'numba', got {which!r}")
+    return _product(a, b, out, trans_a, trans_b, (m, k, n), backend)
 
 
 def layer_product(a, b, trans_a=False, trans_b=False):
@@ -245,8 +238,16 @@ def layer_product(a, b, trans_a=False, trans_b=False):
     only the backend choice (the table, or MINIVAE_MATMUL). -> a new (M, N) array."""
     m, k = a.shape[::-1] if trans_a else a.shape
     n = b.shape[0] if trans_b else b.shape[1]
+    return _product(a, b, np.empty((m, n), dtype=a.dtype), trans_a, trans_b, (m, k, n))
+
+
+def _product(a, b, out, trans_a, trans_b, mkn, backend=None):
+    """out = op(a) @ op(b) with ``backend``, or the one the table picks for (m, k, n)."""
     if trans_a and trans_b:                                    # a.T @ b.T: pass the view a.T
         a, trans_a = a.T, False
-    if choose_backend(a.dtype, trans_a, trans_b, m, k, n) == "numba":
-        return _NUMBA[trans_a, trans_b](a, b, np.empty((m, n), dtype=a.dtype))
-    return (a.T if trans_a else a) @ (b.T if trans_b else b)
+    which = backend or choose_backend(a.dtype, trans_a, trans_b, *mkn)
+    if which == "numba":
+        return _NUMBA[trans_a, trans_b](a, b, out)
+    if which == "numpy":
+        return _NUMPY[trans_a, trans_b](a, b, out)
+    raise ValueError(f"matmul: backend must be None, 'numpy' or 'numba', got {which!r}")

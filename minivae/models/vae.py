@@ -246,8 +246,8 @@ class VAE(EncoderDecoder):
         k = 1 is the ELBO estimate; the bound tightens as k grows. Computed with a
         running log-sum-exp over chunks of samples (``log_weights`` of each chunk), so that
         at most about ``max_floats`` decoder outputs exist at once, whatever N and k. The
-        default, 2**21 floats (8 MB in float32), keeps a pass in the CPU's cache: on the
-        benchmark machine it ran 2.4x faster than passes of 2**24.
+        default, 2**21 floats (8 MB in float32), keeps a pass in the CPU's cache, which is
+        faster than larger passes (``benchmarks/vae_speed.py --iwae`` times the default).
         """
         self._check_x(x)
         k = check_count(k, "VAE.iwae_bound", "k", what=" (importance samples)")
