@@ -1036,6 +1036,12 @@ assert abs(6 * N * n_params - skipped - step_flops) < 0.01 * step_flops   # the 
 #   with k = 5000 on the 10,000 test images, both libraries decoding the same number of rows
 #   per pass (`VAE.iwae_bound`'s default `max_floats=2**21`, 8 MB of float32, a pass that
 #   stays in the cache).
+# * **a ceiling.** The contender `flat` (`benchmarks/flat_step.py`) is section 6's step written
+#   out once more, for speed this time: every buffer allocated once, each product written
+#   straight into its buffer, no checks, no `zero_grad`. Its share of the sgemm rate is the
+#   most any step of this model reaches on the machine; minivae's distance from it is what
+#   the layers' checks and temporaries cost. Both also measure their share in turn with the
+#   products inside their own process, the steadiest figure on a shared machine.
 #
 # From the repository's root, with the data where `minivae` finds it:
 #
