@@ -15,7 +15,6 @@ import numpy as np
 from minivae import losses
 from minivae.checks import check_array, check_count
 from minivae.errors import InputError
-from minivae.layers.base import as_generator
 
 AU_THRESHOLD = 0.01          # Burda et al. (2015): a unit is active if Var_x(E_q[z|x]) > 0.01
 LOG_2PI = np.log(2 * np.pi)
@@ -115,7 +114,7 @@ def evaluate(model, x, *, iwae_k=0, rng=None, batch_size=500, iwae_max_floats=No
     dtype = np.dtype(getattr(model, "dtype", x.dtype))
     batches = (np.ascontiguousarray(x[s:s + batch_size], dtype=dtype)
                for s in range(0, len(x), batch_size))          # views when dtype matches
-    rng = as_generator(getattr(model, "rng", None) if rng is None else rng)
+    rng = np.random.default_rng(getattr(model, "rng", None) if rng is None else rng)
     if not is_variational(model):
         return _evaluate_autoencoder(model, batches, rng)
     max_floats = iwae_max_floats or 2 ** 26 // dtype.itemsize
@@ -210,7 +209,7 @@ def kl_decomposition(mu, logvar, z=None, rng=None, dataset_size=None):
     if N < M:
         raise InputError(f"kl_decomposition: dataset_size ({N}) is smaller than the batch ({M})")
     if z is None:
-        z = mu + np.exp(0.5 * logvar) * as_generator(rng).standard_normal(mu.shape)
+        z = mu + np.exp(0.5 * logvar) * np.random.default_rng(rng).standard_normal(mu.shape)
     else:
         check_array(z, "kl_decomposition", shape=mu.shape, name="z")
         z = z.astype(np.float64)

@@ -43,7 +43,6 @@ from minivae.checkpoint import atomic_write
 from minivae.checks import check_count
 from minivae.errors import InputError
 from minivae.evaluate import is_variational, kl_per_dim
-from minivae.layers.base import as_generator
 
 CMAP = "gray"
 INCH_PER_PIXEL = 1 / 36            # a 28-pixel digit is drawn about 0.8 inch wide
@@ -171,7 +170,7 @@ def plot_samples(model, image_shape, *, n=64, rng=None, nrow=None, path=None):
     if not hasattr(model, "z_dim"):
         raise InputError(f"plot_samples: {type(model).__name__} has no latent prior to sample "
                          "from; expected a VAE")
-    rng = as_generator(getattr(model, "rng", None) if rng is None else rng)
+    rng = np.random.default_rng(getattr(model, "rng", None) if rng is None else rng)
     z = rng.standard_normal((n, model.z_dim))
     what = "probabilities" if getattr(model, "likelihood", "") == "bernoulli" else "means"
     fig, _ = _grid_figure([(image_grid(_decode(model, z), image_shape, nrow),
@@ -259,7 +258,7 @@ def plot_latent_scatter(model, x, y=None, *, path=None):
                          f"({len(mu)},), got {np.shape(y)}")
     name = "mu" if is_variational(model) else "code"
     if mu.shape[1] == 1:
-        xy = np.column_stack([mu[:, 0], as_generator(0).uniform(-1, 1, len(mu))])
+        xy = np.column_stack([mu[:, 0], np.random.default_rng(0).uniform(-1, 1, len(mu))])
         title, labels = f"1-D {name} (vertical position is random jitter)", (f"{name}0", "")
     elif mu.shape[1] == 2:
         xy, title, labels = mu, f"{name} (the 2-D latent space)", (f"{name}0", f"{name}1")
@@ -383,7 +382,7 @@ def make_figures(model, dataset, metrics, out_dir, rng, *, n_scatter=2000):
     AE, PCA and other deterministic codes: reconstructions, interpolation, latent_scatter,
     loss_curves. ``dataset`` needs x (N, D), y (or None) and image_shape.
     """
-    rng = as_generator(rng)
+    rng = np.random.default_rng(rng)
     out_dir = Path(out_dir)
     if not (hasattr(dataset, "x") and hasattr(dataset, "image_shape")):
         raise InputError(f"make_figures: expected a dataset with x (N, D), y and image_shape "

@@ -1,15 +1,24 @@
 """Losses, each returning per-example values (N,) and the gradient of ``values.sum()``.
 
-The convention of minivae, stated here once: a loss sums over every axis but
-the first (pixels, latent dimensions), in nats, and returns one value per
-example. Averaging over the batch, and weighting the KL by beta, happen in the
-model (``minivae.models.vae.VAE.loss``), nowhere else.
+The convention of minivae, stated here once: a loss sums over every axis but the first
+(pixels, latent dimensions), in nats, and returns one value per example. Averaging over the
+batch, and weighting the KL by beta, happen in the model (``minivae.models.vae.VAE.loss``),
+nowhere else.
 
-Formulas (the kernels in ``minivae.kernels.losses`` compute value and gradient in one pass):
-    bernoulli_nll   sum_d softplus(l) - x l
-    gaussian_nll    sum_d 0.5 (log 2pi + v + (x - m)^2 / exp(v))
-    gaussian_kl     sum_z 0.5 (mu^2 + exp(v) - 1 - v)  =  KL(N(mu, exp(v)) || N(0, 1))
-    mse             sum_d (y - x)^2
+    bernoulli_nll   sum_d softplus(l) - x l                     d/dl = sigmoid(l) - x
+    gaussian_nll    sum_d 0.5 (log 2pi + v + (x - m)^2 e^-v)    d/dm = (m - x) e^-v,
+                                                                d/dv = 0.5 (1 - (x - m)^2 e^-v)
+    gaussian_kl     sum_z 0.5 (mu^2 + e^v - 1 - v)              d/dmu = mu,  d/dv = 0.5 (e^v - 1)
+                    = KL(N(mu, diag e^v) || N(0, I))
+    mse             sum_d (y - x)^2                             d/dy = 2 (y - x)
+
+The two likelihoods run over every pixel of a batch, so each is one numba kernel that
+computes the value and the gradient in one pass (``minivae.kernels.losses``, beside its NumPy
+twin). The KL and the squared error are written here in NumPy.
+
+Checks: each loss checks the shapes and dtypes of its arguments, and its own per-example
+values. NaN or infinity anywhere in the inputs, or an overflow inside, makes some value
+non-finite, and that raises NonFiniteError: N numbers are checked, not N x D.
 """
 
 import numpy as np
@@ -20,29 +29,6 @@ from minivae.kernels import losses as K
 from minivae.kernels.checks import all_finite
 
 
-def _rows(a):
-    """View (N, ...) as C-contiguous (N, D)."""
-    return np.ascontiguousarray(a).reshape(a.shape[0], -1)
-
-
-def _pair(pred, x, who, pred_name):
-    check_array(pred, who, name=pred_name)
-    if pred.ndim < 1:
-        raise InputError(f"{who}: expected {pred_name} with a batch axis, got a scalar")
-    check_array(x, who, shape=pred.shape, name="x")
-    return _rows(pred), _rows(x).astype(pred.dtype, copy=False)
-
-
-def _finite(values, who, why):
-    """Raise NonFiniteError if a per-example value (N,) overflowed; ``why()`` says of what.
-
-    Finite inputs can still overflow the dtype (e.g. exp(-logvar) for logvar < -88 in
-    float32). A finite value per example implies finite gradients, so N checks suffice."""
-    if not all_finite(values):
-        raise NonFiniteError(f"{who}: the loss overflowed to {values[~np.isfinite(values)][0]} "
-                             f"({why()}); expected finite values")
-
-
 def bernoulli_nll(logits, x):
     """-log Bernoulli(x | sigmoid(logits)) per example.   logits, x (N, ...) -> nll (N,), dlogits.
 
@@ -50,14 +36,13 @@ def bernoulli_nll(logits, x):
     ``x`` must lie in [0, 1] (binary or grey-level targets).
     """
     who = "bernoulli_nll"
-    lg, xr = _pair(logits, x, who, "logits")
+    lg, xr = _pair(logits, x, who, "logits")                            # (N, D) each
     if xr.min() < 0 or xr.max() > 1:
         raise InputError(f"{who}: expected x in [0, 1] for a Bernoulli likelihood, got values in "
                          f"[{xr.min():.4g}, {xr.max():.4g}]; scale pixels to [0, 1] or use a "
                          "gaussian likelihood")
-    nll = np.empty(lg.shape[0], lg.dtype)
-    dlogits = np.empty_like(lg)
-    K.bernoulli_nll(lg, xr, nll, dlogits)
+    nll, dlogits = np.empty(lg.shape[0], lg.dtype), np.empty_like(lg)
+    K.bernoulli_nll(lg, xr, nll, dlogits)            # softplus(l) - x l;  sigmoid(l) - x
     _finite(nll, who, lambda: f"logits up to {np.abs(lg).max():.4g} in {lg.dtype}")
     return nll, dlogits.reshape(logits.shape)
 
@@ -65,25 +50,26 @@ def bernoulli_nll(logits, x):
 def gaussian_nll(mean, logvar, x):
     """-log N(x | mean, exp(logvar)) per example.   -> nll (N,), (dmean, dlogvar).
 
-    ``logvar`` is either an array of mean's shape (a learned per-pixel variance)
-    or a scalar (a fixed or shared variance); then dlogvar is a scalar too.
-    Includes the constant 0.5 log 2pi per entry: the value is a true negative log-density.
-    A variance so small that (x - mean)^2 / exp(logvar) overflows raises NonFiniteError.
+    ``logvar`` is either an array of mean's shape (a learned per-pixel variance) or a scalar
+    (a fixed or shared variance); then dlogvar is a scalar too. Includes the constant
+    0.5 log 2pi per entry: the value is a true negative log-density. A variance so small that
+    (x - mean)^2 / exp(logvar) overflows raises NonFiniteError.
     """
     who = "gaussian_nll"
     m, xr = _pair(mean, x, who, "mean")
-    if np.ndim(logvar) == 0:
+    nll, dmean = np.empty(m.shape[0], m.dtype), np.empty_like(m)
+    if np.ndim(logvar) == 0:                                            # one shared variance
         lv = float(logvar)
         if not np.isfinite(lv):
             raise InputError(f"{who}: expected a finite scalar logvar, got {lv}")
-        nll, dmean, rows = np.empty(m.shape[0], m.dtype), np.empty_like(m), np.empty(m.shape[0])
-        K.gaussian_nll_shared(m, lv, xr, nll, dmean, rows)
+        dlogvar_rows = np.empty(m.shape[0])
+        K.gaussian_nll_shared(m, lv, xr, nll, dmean, dlogvar_rows)
         _finite(nll, who, lambda: f"logvar {lv:.4g}: a variance too small for the residuals")
-        return nll, (dmean.reshape(mean.shape), m.dtype.type(rows.sum()))
-    check_array(logvar, who, shape=mean.shape, dtype=mean.dtype, name="logvar")
-    nll, dmean, dlogvar = np.empty(m.shape[0], m.dtype), np.empty_like(m), np.empty_like(m)
+        return nll, (dmean.reshape(mean.shape), m.dtype.type(dlogvar_rows.sum()))
+    check_array(logvar, who, shape=mean.shape, dtype=mean.dtype, name="logvar", finite=False)
+    dlogvar = np.empty_like(m)
     K.gaussian_nll(m, _rows(logvar), xr, nll, dmean, dlogvar)
-    _finite(nll, who, lambda: f"logvar down to {logvar.min():.4g} in {logvar.dtype}: a "
+    _finite(nll, who, lambda: f"logvar down to {np.min(logvar):.4g} in {logvar.dtype}: a "
             "variance too small for the residuals")
     return nll, (dmean.reshape(mean.shape), dlogvar.reshape(mean.shape))
 
@@ -94,21 +80,44 @@ def gaussian_kl(mu, logvar):
     -> kl (N,), (dmu, dlogvar) with dmu = mu and dlogvar = 0.5 (exp(logvar) - 1).
     """
     who = "gaussian_kl"
-    check_array(mu, who, ndim=2, name="mu")
-    check_array(logvar, who, shape=mu.shape, dtype=mu.dtype, name="logvar")
-    mu, logvar = np.ascontiguousarray(mu), np.ascontiguousarray(logvar)
-    kl, dmu, dlogvar = np.empty(mu.shape[0], mu.dtype), np.empty_like(mu), np.empty_like(mu)
-    K.gaussian_kl(mu, logvar, kl, dmu, dlogvar)
-    if not all_finite(kl):
-        raise NonFiniteError(f"{who}: KL overflowed (logvar up to {logvar.max():.4g}); "
-                             "exp(logvar) is too large for the dtype")
-    return kl, (dmu, dlogvar)
+    check_array(mu, who, ndim=2, name="mu", finite=False)
+    check_array(logvar, who, shape=mu.shape, dtype=mu.dtype, name="logvar", finite=False)
+    var = np.exp(logvar)                                                # (N, Z)
+    kl = 0.5 * (mu * mu + var - 1 - logvar).sum(axis=1, dtype=np.float64)   # (N,)
+    _finite(kl, who, lambda: f"logvar up to {logvar.max():.4g}: exp(logvar) is too large "
+            f"for {logvar.dtype}")
+    return kl.astype(mu.dtype), (mu.copy(), 0.5 * (var - 1))
 
 
 def mse(y, x):
     """Squared error summed over features, per example.   y, x (N, ...) -> e (N,), dy = 2 (y - x)."""
     yr, xr = _pair(y, x, "mse", "y")
-    e, dy = np.empty(yr.shape[0], yr.dtype), np.empty_like(yr)
-    K.squared_error(yr, xr, e, dy)
-    _finite(e, "mse", lambda: f"|y - x| up to {np.abs(yr - xr).max():.4g} in {yr.dtype}")
-    return e, dy.reshape(y.shape)
+    r = yr - xr                                                         # (N, D)
+    e = (r * r).sum(axis=1, dtype=np.float64)                           # (N,)
+    _finite(e, "mse", lambda: f"|y - x| up to {np.abs(r).max():.4g} in {yr.dtype}")
+    return e.astype(yr.dtype), (2 * r).reshape(y.shape)
+
+
+# ---- the checks, and a view as rows ----
+
+def _rows(a):
+    """View (N, ...) as C-contiguous (N, D)."""
+    return np.ascontiguousarray(a).reshape(a.shape[0], -1)
+
+
+def _pair(pred, x, who, pred_name):
+    """(pred, x) as (N, D) rows of pred's dtype, after checking their shapes and dtypes."""
+    check_array(pred, who, name=pred_name, finite=False)
+    if pred.ndim < 1:
+        raise InputError(f"{who}: expected {pred_name} with a batch axis, got a scalar")
+    check_array(x, who, shape=pred.shape, name="x", finite=False)
+    return _rows(pred), _rows(x).astype(pred.dtype, copy=False)
+
+
+def _finite(values, who, why):
+    """NonFiniteError if a per-example value (N,) is NaN or infinite; ``why()`` says what may
+    have overflowed. (A finite value per example implies finite gradients.)"""
+    if not all_finite(values):
+        bad = values[~np.isfinite(values)][0]
+        raise NonFiniteError(f"{who}: the loss is {bad}: NaN or infinity in its inputs, or an "
+                             f"overflow ({why()}); expected finite values")

@@ -84,7 +84,7 @@ class NoBiasGrad(Linear):
     """Forgets the bias gradient."""
 
     def backward(self, dy):
-        x = self._cached()
+        x = self.cached()
         self.grads["W"] += x.T @ dy
         return dy @ self.params["W"].T
 
@@ -93,7 +93,7 @@ class TransposedW(Linear):
     """dx = dy @ W instead of dy @ W.T (only runs for square W; it is still wrong)."""
 
     def backward(self, dy):
-        x = self._cached()
+        x = self.cached()
         self.grads["W"] += x.T @ dy
         self.grads["b"] += dy.sum(axis=0)
         return dy @ self.params["W"]
@@ -103,7 +103,7 @@ class TransposedDW(Linear):
     """dW += dy.T @ x instead of x.T @ dy (the transpose of the right answer, for square W)."""
 
     def backward(self, dy):
-        x = self._cached()
+        x = self.cached()
         self.grads["W"] += dy.T @ x
         self.grads["b"] += dy.sum(axis=0)
         return dy @ self.params["W"].T
@@ -117,7 +117,7 @@ class TanhFromInput(Tanh):
         return super().forward(x)
 
     def backward(self, dy):
-        self._cached()
+        self.cached()
         return dy * (1 - self.x ** 2)
 
 
@@ -176,8 +176,8 @@ def test_check_model_passes_the_vae_and_fails_a_vae_that_forgets_beta_in_backwar
 
     class BetaForgottenInBackward(VAE):
         def backward(self):
-            n, dout, h, sampled, _, fused = self.cache
-            self.cache = (n, dout, h, sampled, 1.0, fused)   # backward as if beta were 1
+            N, _, dout, dmu_kl, dlogvar_kl = self.cache
+            self.cache = (N, 1.0, dout, dmu_kl, dlogvar_kl)  # backward as if beta were 1
             super().backward()
 
     rng = np.random.default_rng(3)

@@ -16,15 +16,12 @@ from minivae.kernels import checks as KC
 from minivae.kernels import fastexp as FE
 from minivae.kernels import losses as KL
 from minivae.kernels import optim as KO
-from minivae.kernels import reparam as KR
 
 DTYPES = [np.float32, np.float64]
 KINDS = sorted(KA.CODES.items())                       # every activation code
 TESTED = {"bias_act_forward", "act_backward", "act_backward_bias", "bernoulli_nll",
-          "gaussian_nll", "gaussian_nll_shared", "gaussian_kl", "squared_error",
-          "reparam_forward", "reparam_backward", "sgd_update", "adam_update", "all_finite",
-          "bernoulli_nll_repeated", "exp_neg_abs", "log1p_unit", "reparam_kl_forward",
-          "reparam_kl_backward"}
+          "gaussian_nll", "gaussian_nll_shared", "sgd_update", "adam_update", "all_finite",
+          "bernoulli_nll_repeated", "exp_neg_abs", "log1p_unit"}
 
 
 def tol(dtype):
@@ -61,7 +58,7 @@ def assert_same(name, module, args, outs, dtype):
 
 # ---- every kernel has a twin, and is tested here ----
 
-@pytest.mark.parametrize("module", [KA, KC, FE, KL, KO, KR], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [KA, KC, FE, KL, KO], ids=lambda m: m.__name__)
 def test_every_kernel_has_a_numpy_twin(module):
     tree = ast.parse(inspect.getsource(module))
     kernels = {f.name for f in tree.body if isinstance(f, ast.FunctionDef)
@@ -124,8 +121,6 @@ def test_loss_kernels(dtype, data):
     assert_same("bernoulli_nll_repeated", KL, (am, p, m, np.empty(N * m, dtype)), [3], dtype)
     assert_same("gaussian_nll", KL, (b, v, p, out, E(a), E(a)), [3, 4, 5], dtype)
     assert_same("gaussian_nll_shared", KL, (b, vs, p, out, E(a), np.empty(N)), [3, 4, 5], dtype)
-    assert_same("gaussian_kl", KL, (b, v, out, E(a), E(a)), [2, 3, 4], dtype)
-    assert_same("squared_error", KL, (a, b, out, E(a)), [2, 3], dtype)
 
 
 # ---- exp and log1p as polynomials (float32) ----
@@ -159,30 +154,10 @@ def test_fastexp_float32_within_a_few_roundings_over_the_whole_range():
     assert np.all(np.abs(e[~normal] - true_e[~normal]) < 2e-38)    # tails: exp(-87) or less
     true_l1p = np.log1p(true_e)
     assert np.max(np.abs(l1p[normal] / true_l1p[normal] - 1)) < 4 * ULP32
-    e64, l64 = np.empty(a.shape), np.empty(a.shape)                # float64: np.exp itself
+    e64, l64 = np.empty(a.shape), np.empty(a.shape)                # float64: the C library's
     FE.exp_neg_abs(a.astype(np.float64), e64, l64, np.empty(a.shape, np.int32))
-    np.testing.assert_array_equal(e64, true_e)
-    np.testing.assert_array_equal(l64, true_l1p)
-
-
-# ---- reparameterization ----
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@FEW
-@given(data=st.data())
-def test_reparam_kernels(dtype, data):
-    mu = data.draw(matrix(dtype))
-    logvar, eps, dz = (data.draw(matrix(dtype, -4.0, 4.0, shape=mu.shape)) for _ in range(3))
-    E = np.empty_like
-    assert_same("reparam_forward", KR, (mu, logvar, eps, E(mu), E(mu)), [3, 4], dtype)
-    std = np.exp(0.5 * logvar)
-    assert_same("reparam_backward", KR, (dz, eps, std, E(dz)), [3], dtype)
-    h = np.ascontiguousarray(np.concatenate([mu, logvar], axis=1))      # (N, 2Z) = [mu | logvar]
-    N = mu.shape[0]
-    assert_same("reparam_kl_forward", KR, (h, eps, E(mu), E(mu), np.empty(N, dtype)),
-                [2, 3, 4], dtype)
-    w = data.draw(floats(0.0, 2.0))
-    assert_same("reparam_kl_backward", KR, (dz, eps, std, h, w, E(h)), [5], dtype)
+    np.testing.assert_array_max_ulp(e64, true_e, maxulp=1)         # exp (NumPy's own may round
+    np.testing.assert_array_max_ulp(l64, true_l1p, maxulp=2)       # the last bit otherwise)
 
 
 # ---- optimizers ----

@@ -1,4 +1,6 @@
-"""Elementwise activations, fused with the bias add, and their backward passes.
+"""Elementwise activations, fused with the bias add, and their backward passes: the kernels
+behind ``Dense``. Their specification is the activation layers' formulas
+(``minivae.layers.activations``); the NumPy twins below call them.
 
 Each derivative is written in terms of the activation's *output* y, so a
 layer only keeps y for its backward pass:
@@ -101,36 +103,25 @@ def act_backward_bias(dy, y, kind, slope, out, db):
 
 
 # ---- NumPy twins: the specification of the kernels above ----
+# They are the activation layers' own formulas (minivae.layers.activations), so the kernel
+# computes exactly what the reader sees there.
+
+NAMES = {code: name for name, code in CODES.items()}
+
+
+def _layer(kind, slope):
+    from minivae.layers.activations import activation      # here: layers import this module
+    return activation(NAMES[kind], slope)
+
 
 def act_np(a, kind, slope=0.01):
-    """act(a) on a whole array: the specification of the forward kernels."""
-    if kind == RELU:
-        return np.maximum(a, 0)
-    if kind == LEAKY_RELU:
-        return np.where(a > 0, a, slope * a)
-    if kind == TANH:
-        return np.tanh(a)
-    if kind == SIGMOID:
-        e = np.exp(-np.abs(a))
-        return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
-    if kind == SOFTPLUS:
-        return np.maximum(a, 0) + np.log1p(np.exp(-np.abs(a)))
-    return a.copy()
+    """act(a): the activation layer's f."""
+    return _layer(kind, slope).f(a)
 
 
 def dact_np(y, kind, slope=0.01):
-    """act'(a) written in terms of y = act(a): the specification of the backward kernels."""
-    if kind == RELU:
-        return (y > 0).astype(y.dtype)
-    if kind == LEAKY_RELU:
-        return np.where(y > 0, 1, slope).astype(y.dtype)
-    if kind == TANH:
-        return 1 - y * y
-    if kind == SIGMOID:
-        return y * (1 - y)
-    if kind == SOFTPLUS:
-        return -np.expm1(-y)
-    return np.ones_like(y)
+    """act'(a) in terms of y = act(a): the activation layer's df."""
+    return _layer(kind, slope).df(y)
 
 
 def bias_act_forward_np(a, b, kind, slope, out):

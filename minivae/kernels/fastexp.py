@@ -3,7 +3,8 @@
 A call to the C library's ``expf`` or ``log1pf`` in a loop keeps it one number at a time
 (about 10 ns each): it is the one thing in a loss kernel that LLVM cannot turn into SIMD
 instructions. Written out as arithmetic, the same loop vectorizes. Float32 only: for float64
-(gradient checks) the kernels call ``np.exp`` and ``np.log1p``, exact to the last bit.
+(gradient checks) the kernels call ``np.exp`` and ``np.log1p`` (the C library's, within a
+rounding of NumPy's).
 
     exp(t), -87 <= t <= 0:   t = k ln2 + r with k an integer and |r| <= ln2 / 2, so
                              exp(t) = 2^k exp(r);  exp(r) = 1 + r + r^2/2! + ... + r^7/7!

@@ -6,9 +6,6 @@ All sums over a row use a float64 accumulator, whatever the input dtype.
                 (softplus(l) = max(l, 0) + log(1 + exp(-|l|)), stable for any l)
     gaussian:   nll_n = sum_d 0.5 (log 2pi + v + (x - m)^2 exp(-v))
                 dm = (m - x) exp(-v),   dv = 0.5 (1 - (x - m)^2 exp(-v))
-    kl:         kl_n  = sum_z 0.5 (mu^2 + exp(v) - 1 - v)
-                dmu = mu,   dv = 0.5 (exp(v) - 1)
-    sq. error:  e_n   = sum_d (y - x)^2                    dy = 2 (y - x)
 
 Arrays are (N, D) and C-contiguous; per-example values go to ``out`` (N,).
 """
@@ -105,33 +102,6 @@ def gaussian_nll_shared(mean, logvar, x, out, dmean, dlogvar_rows):
     return out
 
 
-@njit(cache=True, error_model="numpy")
-def gaussian_kl(mu, logvar, out, dmu, dlogvar):
-    """KL(N(mu, diag exp(logvar)) || N(0, I)) per row, and its gradients."""
-    for n in range(mu.shape[0]):
-        acc = 0.0
-        for z in range(mu.shape[1]):
-            ev = np.exp(logvar[n, z])
-            acc += 0.5 * (mu[n, z] * mu[n, z] + ev - 1.0 - logvar[n, z])
-            dmu[n, z] = mu[n, z]
-            dlogvar[n, z] = 0.5 * (ev - 1.0)
-        out[n] = acc
-    return out
-
-
-@njit(cache=True, error_model="numpy")
-def squared_error(y, x, out, dy):
-    """Sum of squared errors per row, and its gradient."""
-    for n in range(y.shape[0]):
-        acc = 0.0
-        for d in range(y.shape[1]):
-            r = y[n, d] - x[n, d]
-            acc += r * r
-            dy[n, d] = 2.0 * r
-        out[n] = acc
-    return out
-
-
 # ---- NumPy twins: the specification of the kernels above ----
 
 def bernoulli_nll_np(logits, x, out, dlogits):
@@ -164,19 +134,4 @@ def gaussian_nll_shared_np(mean, logvar, x, out, dmean, dlogvar_rows):
     out[...] = (0.5 * (LOG_2PI + logvar + r * r * iv)).sum(axis=1)
     dmean[...] = -r * iv
     dlogvar_rows[...] = (0.5 * (1 - r * r * iv)).sum(axis=1)
-    return out
-
-
-def gaussian_kl_np(mu, logvar, out, dmu, dlogvar):
-    mu64, lv = mu.astype(np.float64), logvar.astype(np.float64)
-    out[...] = (0.5 * (mu64 ** 2 + np.exp(lv) - 1 - lv)).sum(axis=1)
-    dmu[...] = mu
-    dlogvar[...] = 0.5 * (np.exp(lv) - 1)
-    return out
-
-
-def squared_error_np(y, x, out, dy):
-    r = y.astype(np.float64) - x
-    out[...] = (r * r).sum(axis=1)
-    dy[...] = 2 * r
     return out

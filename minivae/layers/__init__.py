@@ -5,12 +5,21 @@ adds parameter gradients into ``grads``; ``params``/``grads`` are dicts of array
 with the same keys; ``zero_grad()`` resets the gradients.
 """
 
-from minivae.layers.activations import LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
+from minivae.layers.activations import (
+    ACTIVATIONS,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softplus,
+    Tanh,
+    activation,
+)
 from minivae.layers.base import Layer
 from minivae.layers.dense import Dense
 from minivae.layers.linear import Linear
 from minivae.layers.reparameterize import Reparameterize
 from minivae.layers.sequential import Sequential
 
-__all__ = ["Dense", "Layer", "LeakyReLU", "Linear", "ReLU", "Reparameterize", "Sequential",
-           "Sigmoid", "Softplus", "Tanh"]
+__all__ = ["ACTIVATIONS", "Dense", "Identity", "Layer", "LeakyReLU", "Linear", "ReLU", "Reparameterize", "Sequential",
+           "Sigmoid", "Softplus", "Tanh", "activation"]

@@ -1,5 +1,5 @@
-"""The reparameterization trick: a sample of N(mu, diag exp(logvar)) as a
-differentiable function of mu and logvar.
+"""The reparameterization trick: a sample of N(mu, diag exp(logvar)) as a differentiable
+function of mu and logvar.
 
     std = exp(0.5 * logvar)
     z   = mu + std * eps,            eps ~ N(0, I)
@@ -10,38 +10,31 @@ differentiable function of mu and logvar.
 
 import numpy as np
 
-from minivae.checks import check_array, check_same_shape
-from minivae.kernels import reparam as K
-from minivae.layers.base import Layer, as_generator
+from minivae.layers.base import Layer
 
 
 class Reparameterize(Layer):
     """(mu, logvar) (N, Z) -> z (N, Z).   The eps used is kept in ``self.eps``."""
 
-    def __init__(self, rng=None):
+    def __init__(self, rng=None, *, check_inputs=True):
         super().__init__()
-        self.rng = as_generator(rng)
+        self.rng = np.random.default_rng(rng)
         self.eps = None
+        self.check_inputs = bool(check_inputs)
 
     def forward(self, mu, logvar, eps=None):
-        who = self                       # formatted (repr) only if a check fails
-        check_array(mu, who, ndim=2, name="mu")
-        check_array(logvar, who, shape=mu.shape, dtype=mu.dtype, name="logvar")
+        self.check(mu, "mu", ndim=2)
+        self.check(logvar, "logvar", shape=mu.shape, dtype=mu.dtype)
         if eps is None:
-            eps = self.rng.standard_normal(mu.shape, dtype=mu.dtype)  # (N, Z)
-        else:
-            check_array(eps, who, dtype=mu.dtype, name="eps")
-            check_same_shape(mu, eps, who, ("mu", "eps"))
-        mu, logvar, eps = (np.ascontiguousarray(a) for a in (mu, logvar, eps))
-        std = np.empty_like(mu)
-        z = K.reparam_forward(mu, logvar, eps, np.empty_like(mu), std)   # (N, Z)
-        self.eps = eps
-        self.cache = (eps, std)
-        return z
+            eps = self.rng.standard_normal(mu.shape, dtype=mu.dtype)   # (N, Z)
+        self.check(eps, "eps", shape=mu.shape, dtype=mu.dtype, like="mu")
+        std = np.exp(0.5 * logvar)                                      # (N, Z)
+        self.eps, self.cache = eps, (eps, std)
+        return mu + std * eps                                           # (N, Z)
 
     def backward(self, dz):
-        eps, std = self._cached()
-        check_array(dz, self, shape=eps.shape, dtype=eps.dtype, name="dz")
-        dz = np.ascontiguousarray(dz)
-        dlogvar = K.reparam_backward(dz, eps, std, np.empty_like(dz))     # (N, Z)
-        return dz.copy(), dlogvar                                        # dmu = dz
+        eps, std = self.cached()
+        self.check(dz, "dz", shape=eps.shape, dtype=eps.dtype)
+        dmu = dz.copy()                                                 # dz/dmu = 1
+        dlogvar = dz * 0.5 * std * eps                                  # dz/dlogvar = std eps / 2
+        return dmu, dlogvar

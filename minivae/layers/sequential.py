@@ -55,7 +55,7 @@ class Sequential(Layer):
         return x
 
     def backward(self, dy):
-        self._cached()
+        self.cached()
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
         return dy

@@ -22,10 +22,8 @@ import numpy as np
 from minivae import losses
 from minivae.checks import check_array
 from minivae.errors import InputError
-from minivae.kernels.activations import CODES
-from minivae.layers.base import as_generator
-from minivae.models.base import EncoderDecoder
-from minivae.models.vae import mlp
+from minivae.layers import ACTIVATIONS
+from minivae.models.base import EncoderDecoder, choice, float_dtype, mlp, number, size, sizes
 
 OUTPUTS = ("bernoulli", "mse")
 NOISES = ("gaussian", "masking")
@@ -49,21 +47,15 @@ class Autoencoder(EncoderDecoder):
     def __init__(self, x_dim, hidden=(400,), z_dim=20, output="bernoulli", activation="relu",
                  rng=None, dtype=np.float32):
         who = type(self).__name__
-        if output not in OUTPUTS:
-            raise InputError(f"{who}: output must be one of {OUTPUTS}, got {output!r}")
-        if activation not in CODES:
-            raise InputError(f"{who}: activation must be one of {sorted(CODES)}, "
-                             f"got {activation!r}")
-        hidden = tuple(int(h) for h in hidden)
-        if int(x_dim) < 1 or int(z_dim) < 1 or (hidden and min(hidden) < 1):
-            raise InputError(f"{who}: sizes must be positive, got x_dim={x_dim}, "
-                             f"hidden={hidden}, z_dim={z_dim}")
-        self.x_dim, self.hidden, self.z_dim = int(x_dim), hidden, int(z_dim)
-        self.output, self.activation, self.dtype = output, activation, np.dtype(dtype)
-        self.rng = as_generator(rng)
-        self.encoder = mlp((self.x_dim, *hidden, self.z_dim), activation, self.rng, dtype,
-                           input_grad=False)                          # x is data
-        self.decoder = mlp((self.z_dim, *hidden[::-1], self.x_dim), activation, self.rng, dtype)
+        self.x_dim, self.z_dim = size(x_dim, who, "x_dim"), size(z_dim, who, "z_dim")
+        self.hidden = sizes(hidden, who, allow_empty=True)
+        self.output = choice(output, OUTPUTS, who, "output")
+        self.activation = choice(activation, ACTIVATIONS, who, "activation")
+        self.dtype = float_dtype(dtype, who)
+        self.rng = np.random.default_rng(rng)
+        D, Z, H = self.x_dim, self.z_dim, self.hidden
+        self.encoder = mlp((D, *H, Z), activation, self.rng, dtype, input_grad=False)  # x: data
+        self.decoder = mlp((Z, *H[::-1], D), activation, self.rng, dtype)
         self.cache = None
         self.last = {}
 
@@ -124,10 +116,7 @@ class Autoencoder(EncoderDecoder):
 
     def backward(self):
         """Add d loss / d params into ``grads``."""
-        if self.cache is None:
-            raise InputError(f"{type(self).__name__}.backward called before loss(x); "
-                             "call loss(x) first")
-        N, dout = self.cache
+        N, dout = self.cached()
         dz = self.decoder.backward(dout / N)                                 # (N, Z)
         self.encoder.backward(dz)                                            # (N, D)
 
@@ -149,11 +138,9 @@ class DenoisingAutoencoder(Autoencoder):
 
     def __init__(self, x_dim, hidden=(400,), z_dim=20, output="bernoulli", activation="relu",
                  noise="gaussian", noise_level=0.3, rng=None, dtype=np.float32):
-        if noise not in NOISES:
-            raise InputError(f"DenoisingAutoencoder: noise must be one of {NOISES}, "
-                             f"got {noise!r}")
-        level = float(noise_level)
-        if not (np.isfinite(level) and level >= 0 and (noise == "gaussian" or level < 1)):
+        choice(noise, NOISES, "DenoisingAutoencoder", "noise")
+        level = number(noise_level, "DenoisingAutoencoder", "noise_level")
+        if not (noise == "gaussian" or level < 1):
             want = "a finite std >= 0" if noise == "gaussian" else "a probability in [0, 1)"
             raise InputError(f"DenoisingAutoencoder: noise_level must be {want} for {noise} "
                              f"noise, got {noise_level}")
@@ -166,7 +153,7 @@ class DenoisingAutoencoder(Autoencoder):
     def corrupt(self, x, rng=None):
         """x~: x with fresh noise from ``rng`` (``self.rng`` if None).   (N, D) -> (N, D)."""
         self._check_x(x, "corrupt")
-        rng = self.rng if rng is None else as_generator(rng)
+        rng = self.rng if rng is None else np.random.default_rng(rng)
         if self.noise == "gaussian":
             return x + self.noise_level * rng.standard_normal(x.shape, dtype=self.dtype)
         keep = rng.random(x.shape, dtype=self.dtype) >= self.noise_level     # (N, D) bool

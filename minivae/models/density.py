@@ -27,7 +27,6 @@ import numpy as np
 
 from minivae.checks import check_array
 from minivae.errors import InputError
-from minivae.layers.base import as_generator
 
 LOG_2PI = np.log(2.0 * np.pi)
 COVARIANCES = ("full", "diag")
@@ -53,7 +52,7 @@ class DiagonalGaussian:
         if not (reg >= 0 and np.isfinite(reg)):
             raise InputError(f"DiagonalGaussian: reg must be a finite number >= 0, got {reg}")
         self.reg = float(reg)
-        self.rng = as_generator(rng)
+        self.rng = np.random.default_rng(rng)
         self.mean_ = self.var_ = None
 
     @property
@@ -89,7 +88,7 @@ class DiagonalGaussian:
     def sample(self, n, rng=None):
         """n draws, in the dtype of the data fitted.   -> (n, Z)."""
         Z = self._fitted("sample")
-        rng = self.rng if rng is None else as_generator(rng)
+        rng = self.rng if rng is None else np.random.default_rng(rng)
         eps = rng.standard_normal((int(n), Z))                                # (n, Z)
         return (self.mean_ + np.sqrt(self.var_) * eps).astype(self.dtype)
 
@@ -122,7 +121,7 @@ class GaussianMixture:
                              f"reg >= 0; got {max_iter}, {tol}, {reg}")
         self.n_components, self.covariance, self.init = int(n_components), covariance, init
         self.max_iter, self.tol, self.reg = int(max_iter), float(tol), float(reg)
-        self.rng = as_generator(rng)
+        self.rng = np.random.default_rng(rng)
         self.weights_ = self.means_ = self.covariances_ = None
         self.converged_, self.n_iter_, self.history_ = False, 0, []
 
@@ -253,7 +252,7 @@ class GaussianMixture:
         """n draws (component k with probability pi_k, then its Gaussian), in the dtype of
         the data fitted.   -> (n, Z)."""
         Z = self._fitted("sample")
-        rng = self.rng if rng is None else as_generator(rng)
+        rng = self.rng if rng is None else np.random.default_rng(rng)
         k = rng.choice(self.n_components, size=int(n), p=self.weights_)     # (n,)
         eps = rng.standard_normal((int(n), Z))                               # (n, Z)
         if self.covariance == "full":

@@ -19,22 +19,21 @@ from minivae import losses
 from minivae.checks import check_array
 from minivae.errors import InputError
 from minivae.layers import Linear
-from minivae.layers.base import as_generator
-from minivae.models.base import EncoderDecoder
+from minivae.models.base import EncoderDecoder, float_dtype, size
 
 
 class LinearAutoencoder(EncoderDecoder):
     """Linear encoder D -> Z and linear decoder Z -> D, both with biases.   x (N, D) -> loss."""
 
     def __init__(self, x_dim, z_dim, rng=None, dtype=np.float32):
-        if int(x_dim) < 1 or int(z_dim) < 1:
-            raise InputError(f"LinearAutoencoder: sizes must be positive, got x_dim={x_dim}, "
-                             f"z_dim={z_dim}")
-        self.x_dim, self.z_dim, self.dtype = int(x_dim), int(z_dim), np.dtype(dtype)
-        self.rng = as_generator(rng)                  # used only to initialise the weights
+        who = "LinearAutoencoder"
+        self.x_dim, self.z_dim = size(x_dim, who, "x_dim"), size(z_dim, who, "z_dim")
+        self.dtype = float_dtype(dtype, who)
+        self.rng = np.random.default_rng(rng)         # used only to initialise the weights
         self.encoder = Linear(self.x_dim, self.z_dim, rng=self.rng, dtype=dtype,
-                              input_grad=False)                      # x is data
-        self.decoder = Linear(self.z_dim, self.x_dim, rng=self.rng, dtype=dtype)
+                              input_grad=False, check_inputs=False)  # x is data, checked here
+        self.decoder = Linear(self.z_dim, self.x_dim, rng=self.rng, dtype=dtype,
+                              check_inputs=False)
         self.cache = None
 
     def config(self):
@@ -75,10 +74,7 @@ class LinearAutoencoder(EncoderDecoder):
 
     def backward(self):
         """Add d loss / d params into ``grads``:  dz = (dx^ / N) @ Wd^T,  then the encoder."""
-        if self.cache is None:
-            raise InputError("LinearAutoencoder.backward called before loss(x); "
-                             "call loss(x) first")
-        N, dx_hat = self.cache
+        N, dx_hat = self.cached()
         dz = self.decoder.backward(dx_hat / N)                               # (N, Z)
         self.encoder.backward(dz)                                            # (N, D)
 
