@@ -39,10 +39,10 @@ if not _backend_chosen():
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-from minivae.checkpoint import atomic_write
 from minivae.checks import check_count
 from minivae.errors import InputError
 from minivae.evaluate import is_variational, kl_per_dim
+from minivae.run.atomic import atomic_write
 
 CMAP = "gray"
 INCH_PER_PIXEL = 1 / 36            # a 28-pixel digit is drawn about 0.8 inch wide

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from minivae.fsutil import fsync_dir
+from minivae.run.atomic import fsync_dir
 
 from .errors import CacheDirError, ChecksumError, DownloadError
 from .paths import DATA_DIR_ENV, MIRROR_ENV, data_dir, mirror_dir

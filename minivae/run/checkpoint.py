@@ -10,71 +10,27 @@ array, comes from a newer format, or does not match the model its config describ
 with a CheckpointError that says why. The model is counted from its config and compared with
 the arrays before it is built, so a config edited to absurd sizes allocates nothing.
 
-Every file is written atomically (``atomic_write``, used for every file of a run folder): into
-a temporary file in the same folder, flushed and fsynced, then moved over the old one with
-os.replace and the folder fsynced. A crash, a kill or a full disk during a write leaves the
-previous file whole. The run folder around a checkpoint is described in runfolder.py.
+The file is replaced atomically (atomic.py): a crash, a kill or a full disk during a save leaves
+the previous checkpoint whole. The run folder around a checkpoint is described in folder.py.
 """
 
-import contextlib
 import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from minivae.errors import InputError, MinivaeError
-from minivae.fsutil import fsync_dir
 from minivae.models import build, parameter_count
+from minivae.run.atomic import atomic_write
 
 FORMAT, VERSION = "minivae-checkpoint", 1     # bump VERSION when the layout changes
 META_KEYS = ("format", "version", "run", "progress", "rng", "history")
 
 
 class CheckpointError(MinivaeError):
-    """A run folder or checkpoint cannot be read or written; the message says which and why."""
-
-
-# ---- atomic writes ----
-
-def _write_all(f, data):
-    """Write ``data`` to the open file ``f`` (a seam: tests make it fail half-way)."""
-    f.write(data)
-
-
-def atomic_write(path, data):
-    """Replace the file ``path`` by ``data`` (bytes or str): all of it or, on failure, none."""
-    path = Path(path)
-    data = data.encode("utf-8") if isinstance(data, str) else data
-    try:
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise CheckpointError(f"cannot write {path}: {e}") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if hasattr(os, "fchmod"):                # mkstemp makes 0600; keep the usual mode
-                os.fchmod(f.fileno(), mode)
-            _write_all(f, data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        fsync_dir(path.parent)
-    except OSError as e:
-        raise CheckpointError(f"cannot write {path}: {e}; the previous version of the file, "
-                              "if any, is unchanged") from e
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-
-
-def write_json(path, obj):
-    atomic_write(path, json.dumps(obj, indent=2) + "\n")
+    """A run folder or checkpoint cannot be read or used; the message says which and why."""
 
 
 def check_run(run, where):
@@ -96,8 +52,6 @@ def check_version(version, where):
                               f"{version}; this one reads up to {VERSION}); upgrade minivae "
                               "to read it")
 
-
-# ---- checkpoints ----
 
 def save(path, model, optimizer, meta):
     """Write model.params, optimizer.state_dict() (optimizer may be None) and ``meta`` to path.
