@@ -1,5 +1,11 @@
 """numba kernels: the hot loops of minivae, each beside its NumPy twin.
 
+A kernel implements a formula the reader sees elsewhere: the bias add and activation of
+``Dense`` (the activation layers' f and f'), the two likelihoods of ``minivae.losses``, Adam
+and SGD of ``minivae.optim``. Matrix products are not here: layers write ``x @ W`` and NumPy
+hands them to BLAS, which beats a numba matmul at every product of a VAE step
+(``benchmarks/matmul_shapes.py`` and lesson 10 measure it).
+
 Every ``@njit`` kernel in this package has a plain NumPy function named
 ``<kernel>_np`` that is its specification; ``tests/test_kernels.py`` holds
 each pair equal on hypothesis-generated inputs. Layers, losses and optimizers

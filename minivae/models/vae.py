@@ -188,9 +188,10 @@ class VAE(EncoderDecoder):
         rng = self.rng if rng is None else np.random.default_rng(rng)
         per_chunk = max(1, max_floats // self.decoder.layers[-1].out_features)
         N, Z = x.shape[0], self.z_dim
+        examples = max(1, per_chunk // k)                               # per chunk, if k small
         result = np.empty(N)
-        for start in range(0, N, max(1, per_chunk // k)):               # examples per chunk
-            xb = x[start:start + max(1, per_chunk // k)]                # (B, D)
+        for start in range(0, N, examples):
+            xb = x[start:start + examples]                              # (B, D)
             h = self.encoder.forward(xb)                                # (B, 2Z)
             mu, logvar = np.ascontiguousarray(h[:, :Z]), np.ascontiguousarray(h[:, Z:])
             B = xb.shape[0]
