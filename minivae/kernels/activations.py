@@ -110,7 +110,8 @@ NAMES = {code: name for name, code in CODES.items()}
 
 
 def _layer(kind, slope):
-    from minivae.layers.activations import activation      # here: layers import this module
+    # imported here, not at the top: minivae.layers imports this module
+    from minivae.layers.activations import activation
     return activation(NAMES[kind], slope)
 
 

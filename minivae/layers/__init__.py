@@ -21,5 +21,5 @@ from minivae.layers.linear import Linear
 from minivae.layers.reparameterize import Reparameterize
 from minivae.layers.sequential import Sequential
 
-__all__ = ["ACTIVATIONS", "Dense", "Identity", "Layer", "LeakyReLU", "Linear", "ReLU", "Reparameterize", "Sequential",
-           "Sigmoid", "Softplus", "Tanh", "activation"]
+__all__ = ["ACTIVATIONS", "Dense", "Identity", "Layer", "LeakyReLU", "Linear", "ReLU",
+           "Reparameterize", "Sequential", "Sigmoid", "Softplus", "Tanh", "activation"]
