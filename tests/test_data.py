@@ -1,8 +1,9 @@
 """Tests of minivae.data: real files through the mirror, faults without a network, readers, sprites.
 
 Real-data tests read the shared mirror in place (conftest sets MINIVAE_DATA_MIRROR) and skip
-without it. Every other test replaces download._open_url, the one function that touches the
-network, so nothing here goes online; downloads land in tmp_path.
+without it. Downloads go to FakeServer, a web server on 127.0.0.1 that each test fills with pages;
+download._open_url, the one function that touches the network, refuses every other address, so
+nothing here goes online. Downloads land in tmp_path.
 """
 
 import dataclasses
@@ -10,11 +11,14 @@ import functools
 import gzip
 import hashlib
 import http.server
-import io
 import os
+import signal
 import stat
+import subprocess
+import sys
 import threading
-import urllib.error
+import time
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +30,18 @@ from minivae.data.amat import read_amat
 from minivae.data.idx import read_idx_images, read_idx_labels
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_OPEN_URL = download._open_url                       # before no_network replaces it
 
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
-    """Any attempt to open a URL fails as if offline (FakeServer replaces this when used)."""
-    def offline(url, timeout=None):
-        raise urllib.error.URLError("network disabled in tests")
-    monkeypatch.setattr(download, "_open_url", offline)
+    """Only 127.0.0.1 answers: any other URL fails as if offline."""
+    real_open_url = download._open_url
+
+    def loopback_only(url, out):
+        if urllib.parse.urlsplit(url).hostname != "127.0.0.1":
+            raise OSError("network disabled in tests")
+        real_open_url(url, out)
+    monkeypatch.setattr(download, "_open_url", loopback_only)
 
 
 # ---------------------------------------------------------------- real data, through the mirror
@@ -113,31 +120,51 @@ def test_registry_matches_mirror_checksums():
 # ---------------------------------------------------------------- faults, without a network
 
 PAYLOAD = bytes(range(256)) * 40                         # 10,240 bytes of "dataset"
-URLS = ("https://one.example/tiny.bin", "https://two.example/tiny.bin")
 
 
-class FakeResponse(io.BytesIO):
-    """What urlopen returns, as far as download.py looks: read(n), headers, context manager."""
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Answers GET from the FakeServer of the running test (404 when there is none)."""
 
-    def __init__(self, body, content_type):
-        super().__init__(body)
-        self.headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
+    site = None
+
+    def do_GET(self):
+        url = f"http://127.0.0.1:{self.server.server_address[1]}{self.path}"
+        site = _Handler.site
+        page = 404 if site is None else site.pages.get(url, 404)
+        if site is not None:
+            site.requested.append(url)
+        if callable(page):
+            return page(self)
+        if isinstance(page, int):
+            return self.send_error(page)
+        body, content_type = page if isinstance(page, tuple) else (page, "application/octet-stream")
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+_HTTPD = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+_HTTPD.daemon_threads = True
+threading.Thread(target=_HTTPD.serve_forever, daemon=True).start()
+BASE = f"http://127.0.0.1:{_HTTPD.server_address[1]}"
+URLS = (f"{BASE}/one/tiny.bin", f"{BASE}/two/tiny.bin")
 
 
 class FakeServer:
-    """Stands in for the network: pages[url] = bytes, (bytes, content type) or an exception."""
+    """A web server on 127.0.0.1 for one test: pages[url] = bytes, (bytes, content type), an
+    HTTP status (int) or a function of the request handler; other URLs get 404. requested lists
+    the URLs asked for, in order."""
 
     def __init__(self, monkeypatch):
         self.pages, self.requested = {}, []
-        monkeypatch.setattr(download, "_open_url", self.open)
-
-    def open(self, url, timeout=None):
-        self.requested.append(url)
-        page = self.pages.get(url, urllib.error.URLError("offline (test)"))
-        if isinstance(page, Exception):
-            raise page
-        body, content_type = page if isinstance(page, tuple) else (page, "application/octet-stream")
-        return FakeResponse(body, content_type)
+        monkeypatch.setattr(_Handler, "site", self)
+        for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+            monkeypatch.delenv(var, raising=False)
 
 
 @pytest.fixture
@@ -171,12 +198,13 @@ def test_download_verifies_then_reuses(tiny, server):
     server.pages[URLS[0]] = PAYLOAD
     assert data.fetch("tiny") == [cache_path(tiny)]
     assert cache_path(tiny).read_bytes() == PAYLOAD and leftovers(tiny) == []
+    assert stat.S_IMODE(cache_path(tiny).stat().st_mode) == 0o644   # a shared folder: readable
     assert data.fetch("tiny") == [cache_path(tiny)]
     assert server.requested == [URLS[0]]                 # second fetch: cache hit, no network
 
 
-def test_real_urlopen_over_loopback_http(tiny, monkeypatch, tmp_path):
-    """The real _open_url against a local http.server: a 404, then the good file."""
+def test_a_static_file_server_404_then_the_file(tiny, monkeypatch, tmp_path):
+    """http.server serving a folder, as a web site does: a 404, then the good file."""
     (tmp_path / "site" / "good").mkdir(parents=True)
     (tmp_path / "site" / "good" / "tiny.bin").write_bytes(PAYLOAD)
     handler = functools.partial(QuietHandler, directory=str(tmp_path / "site"))
@@ -185,7 +213,6 @@ def test_real_urlopen_over_loopback_http(tiny, monkeypatch, tmp_path):
         try:
             base = f"http://127.0.0.1:{httpd.server_address[1]}"
             urls = (f"{base}/missing/tiny.bin", f"{base}/good/tiny.bin")
-            monkeypatch.setattr(download, "_open_url", REAL_OPEN_URL)
             for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
                 monkeypatch.delenv(var, raising=False)
             download.download(dataclasses.replace(tiny, urls=urls), cache_path(tiny))
@@ -200,7 +227,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def test_falls_back_to_next_url(tiny, server):
-    server.pages[URLS[0]] = urllib.error.HTTPError(URLS[0], 503, "Unavailable", {}, None)
+    server.pages[URLS[0]] = 503
     server.pages[URLS[1]] = PAYLOAD
     data.fetch("tiny")
     assert cache_path(tiny).read_bytes() == PAYLOAD and server.requested == list(URLS)
@@ -284,6 +311,96 @@ def test_cache_dir_cannot_be_created(tiny, server, monkeypatch, tmp_path):
     server.pages[URLS[0]] = PAYLOAD
     with pytest.raises(data.CacheDirError, match="export MINIVAE_DATA_DIR="):
         data.fetch("tiny")
+
+
+def test_a_full_disk_during_a_download_says_so_and_leaves_nothing(tiny, server, monkeypatch):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    real_open = open
+    monkeypatch.setattr(download, "open", lambda path, mode: real_open("/dev/full", mode),
+                        raising=False)                      # every write: ENOSPC
+    server.pages[URLS[0]] = PAYLOAD
+    with pytest.raises(data.CacheDirError, match="No space left on device") as err:
+        data.fetch("tiny")
+    assert str(cache_path(tiny).parent) in str(err.value) and "MINIVAE_DATA_DIR" in str(err.value)
+    assert server.requested == [URLS[0]]                    # the next URL would not help
+    assert not cache_path(tiny).parent.exists()
+
+
+FETCH_TINY = """
+import sys
+from minivae import data
+from minivae.data import registry
+url, size, sha256 = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+f = registry.FileInfo("tiny", "tiny.bin", size, sha256, "train", "images", (url,))
+registry.DATASETS["tiny"] = registry.DatasetInfo("tiny", "test data", "tests", "none", (1, 1),
+                                                  {"train": 1}, (f,))
+data.fetch("tiny")
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT],
+                         ids=lambda sig: sig.name)
+def test_a_stopped_download_leaves_nothing_after_the_next_fetch(tiny, server, sig):
+    """A fetch in another process is stopped while the server sends. Ctrl-C cleans up at once;
+    the other signals leave pooch's temporary, and the next fetch removes it."""
+    sending, release = threading.Event(), threading.Event()
+
+    def half_then_stall(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(PAYLOAD)))
+        handler.end_headers()
+        handler.wfile.write(PAYLOAD[:len(PAYLOAD) // 2])
+        handler.wfile.flush()
+        sending.set()
+        release.wait(60)
+    server.pages[URLS[0]] = half_then_stall
+    p = subprocess.Popen([sys.executable, "-c", FETCH_TINY, URLS[0], str(tiny.size), tiny.sha256],
+                         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert sending.wait(60), "the fetch never reached the server"
+        time.sleep(0.2)                                      # in the middle of the body
+        p.send_signal(sig)
+        assert p.wait(60) == -sig
+    finally:
+        release.set()
+        if p.poll() is None:
+            p.kill()
+    left = leftovers(tiny)
+    if sig == signal.SIGINT:
+        assert left == []
+    else:
+        assert len(left) == 1 and download.LEFTOVER.fullmatch(left[0]), left
+    server.pages[URLS[0]] = PAYLOAD
+    assert data.fetch("tiny") == [cache_path(tiny)]
+    assert cache_path(tiny).read_bytes() == PAYLOAD and leftovers(tiny) == []
+
+
+def test_leftovers_of_older_downloads_go_other_files_stay(tiny, server):
+    folder = cache_path(tiny).parent
+    folder.mkdir(parents=True)
+    for name in (".tiny.bin.k2j4_x.part", "tmpab_12xyz", "notes.txt", "tmp-mine"):
+        (folder / name).write_bytes(b"x")                   # older minivae's, pooch's, yours
+    server.pages[URLS[0]] = PAYLOAD
+    data.fetch("tiny")
+    assert sorted(leftovers(tiny)) == ["notes.txt", "tmp-mine"]
+
+
+def test_one_download_at_a_time_into_a_folder(tiny, server, capsys):
+    """A second fetch waits for the folder's lock, then finds the file the first one saved."""
+    folder = cache_path(tiny).parent
+    folder.mkdir(parents=True)
+    server.pages[URLS[0]] = PAYLOAD
+    result = []
+    with download._downloading_into(folder):               # another download holds the folder
+        second = threading.Thread(target=lambda: result.append(data.fetch("tiny")))
+        second.start()
+        time.sleep(0.5)
+        assert second.is_alive()
+        cache_path(tiny).write_bytes(PAYLOAD)               # ... and saves the file
+    second.join(30)
+    assert result == [[cache_path(tiny)]] and server.requested == []
+    assert f"waiting for another download into {folder}" in capsys.readouterr().err
 
 
 def test_mirror_read_in_place_and_verified(tiny, monkeypatch, tmp_path):

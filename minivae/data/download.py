@@ -1,29 +1,42 @@
 """Get verified dataset files: from the mirror, the data folder, or the network.
 
 A file is found, in order:
-  1. in $MINIVAE_DATA_MIRROR/<dataset>/<file>, read in place (never copied);
+  1. in $MINIVAE_DATA_MIRROR/<dataset>/<file>, read in place (never copied or written);
   2. in <data folder>/<dataset>/<file> (see paths.py);
-  3. by download into the data folder: streamed into a temporary file in the same folder,
-     checked (size, SHA-256, not an HTML page), fsynced, then moved into place with os.replace,
-     so the data folder never holds a partial or unverified file.
+  3. by download into the data folder, trying the file's URLs in order.
 Every read is verified against the registry's size and SHA-256 (hashing costs ~0.05 s for the
 78 MB binarized-MNIST train file on a CPU with SHA extensions, well under the cost of parsing it),
 so a corrupt or truncated file is never used: a bad cached file is downloaded again, a bad mirror
 file is an error.
+
+Downloads are pooch's job: pooch.retrieve streams a URL (pooch.HTTPDownloader, in _open_url, the
+one function that touches the network) into a temporary file tmpXXXXXXXX beside the target,
+checks its SHA-256, and only then moves it into place; after an error it deletes the temporary.
+Written here, because pooch has no place for them:
+  - _Guard, the file pooch writes into. It refuses an HTML page at its first bytes and stops as
+    soon as more bytes come than the registry's size (pooch would save any amount, then compare
+    hashes), so that the DownloadError can say what the server sent; pooch does not show the
+    Content-Type, and the SHA-256 check catches any other page. It draws the progress bar, named
+    after the file, once data arrives, and turns a full disk into a CacheDirError;
+  - mode 0644 before the move (pooch's temporary is 0600; a shared data folder must be readable);
+  - a lock on the folder while downloading into it: one download at a time, so a temporary found
+    there under the lock was left by a killed download (SIGKILL, SIGTERM, SIGHUP; pooch cleans up
+    after exceptions only) and is removed;
+  - the messages: CacheDirError before any request, DownloadError with what was tried and the
+    three ways to fix it.
+No fsync: a file cut short by a power failure fails its check on the next read and is fetched again.
 """
 
 import contextlib
 import hashlib
-import http.client
 import os
-import tempfile
-import urllib.request
+import re
+import sys
 import warnings
 from pathlib import Path
 
+import pooch
 from tqdm import tqdm
-
-from minivae.run.atomic import fsync_dir
 
 from .errors import CacheDirError, ChecksumError, DownloadError
 from .paths import DATA_DIR_ENV, MIRROR_ENV, data_dir, mirror_dir
@@ -31,12 +44,9 @@ from .registry import FileInfo, get_info
 
 CHUNK = 1 << 20          # bytes read from the network at a time
 TIMEOUT = 30             # seconds without data before a download attempt is given up
-
-
-def _open_url(url: str, timeout: float = TIMEOUT):
-    """Open url for reading; the one place minivae touches the network (tests replace it)."""
-    request = urllib.request.Request(url, headers={"User-Agent": "minivae"})
-    return urllib.request.urlopen(request, timeout=timeout)
+HEADERS = {"User-Agent": "minivae", "Accept-Encoding": "identity"}   # the bytes as stored
+LEFTOVER = re.compile(r"tmp[a-z0-9_]{8}|\..+\.part")   # pooch's temporaries; older minivae's
+HTML = "the server sent an HTML page (an error or login page?), not the data file"
 
 
 def _problem(data: bytes, f: FileInfo):
@@ -89,30 +99,120 @@ def fetch(name: str) -> list:
     return [fetch_file(f) for f in get_info(name).files]
 
 
+def download(f: FileInfo, dest: Path) -> None:
+    """Download f into dest, trying f.urls in order; DownloadError if none gives the right file."""
+    folder, created = dest.parent, not dest.parent.exists()
+    failures, bad_files = [], []
+    try:
+        _ensure_writable(folder)
+        with _downloading_into(folder):
+            for url in f.urls:
+                try:
+                    _retrieve(url, f, dest)
+                    return
+                except OSError as e:          # no answer, an HTTP error (requests' errors too)
+                    failures.append(f"{url}\n      {type(e).__name__}: {e}")
+                    continue
+                except _BadContent as e:
+                    problem = str(e)
+                except ValueError:            # pooch's SHA-256 check
+                    problem = "its SHA-256 does not match (corrupt or wrong file?)"
+                failures.append(f"{url}\n      {problem}; the file was discarded")
+                bad_files.append(problem)
+    except CacheDirError:
+        _remove_if_created(folder, created)
+        raise
+    _remove_if_created(folder, created)
+    raise DownloadError(_missing_message(f, dest, failures), bad_files)
+
+
+def _open_url(url: str, out) -> None:
+    """Stream url into the open file out: the one place minivae touches the network (tests
+    replace it)."""
+    pooch.HTTPDownloader(chunk_size=CHUNK, timeout=TIMEOUT, headers=HEADERS)(url, out, None)
+
+
+def _retrieve(url: str, f: FileInfo, dest: Path) -> None:
+    """One try: pooch downloads url into a temporary beside dest, checks it, moves it onto dest."""
+    def into_guard(url, tmp, _pooch):                 # a pooch downloader, writing through _Guard
+        with open(tmp, "wb") as out, contextlib.closing(_Guard(out, f, dest.parent)) as guard:
+            _open_url(url, guard)
+        if guard.n != f.size:
+            raise _BadContent(f"got {guard.n:,} bytes, expected {f.size:,} (truncated download?)")
+        os.chmod(tmp, 0o644)
+
+    log = pooch.get_logger()
+    level = log.level
+    log.setLevel("WARNING")                     # its "Downloading data from" repeats our bar
+    try:
+        pooch.retrieve(url, known_hash=f"sha256:{f.sha256}", fname=f.name, path=dest.parent,
+                       downloader=into_guard)
+    except PermissionError as e:                # pooch could not create a file in the folder
+        raise CacheDirError(_not_writable_message(dest.parent, "permission denied")) from e
+    finally:
+        log.setLevel(level)
+
+
 class _BadContent(Exception):
     """The server answered, but not with the expected file."""
 
 
-def download(f: FileInfo, dest: Path) -> None:
-    """Download f into dest, trying f.urls in order; DownloadError if none gives the right file."""
-    created = not dest.parent.exists()
-    failures, bad_files = [], []
+class _Guard:
+    """The file pooch writes a download into: each chunk is checked before it is written."""
+
+    def __init__(self, out, f: FileInfo, folder: Path):
+        self.out, self.f, self.folder, self.n, self.bar = out, f, folder, 0, None
+
+    def write(self, chunk: bytes) -> None:
+        if self.bar is None:                             # the first chunk: is it a web page?
+            if chunk.lstrip()[:15].lower().startswith((b"<!doctype", b"<html")):
+                raise _BadContent(HTML)
+            self.bar = tqdm(total=self.f.size, unit="B", unit_scale=True, unit_divisor=1024,
+                            desc=self.f.relpath)         # tqdm writes to stderr
+        self.n += len(chunk)
+        if self.n > self.f.size:
+            raise _BadContent(f"the server sent more than the expected {self.f.size:,} bytes")
+        try:
+            self.out.write(chunk)
+            self.out.flush()
+        except OSError as e:                             # a full disk, a quota
+            raise CacheDirError(_not_writable_message(self.folder, e)) from e
+        self.bar.update(len(chunk))
+
+    def flush(self) -> None:
+        """write() has flushed already."""
+
+    def close(self) -> None:
+        """Close the progress bar (the file is its opener's to close)."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+@contextlib.contextmanager
+def _downloading_into(folder: Path):
+    """Hold folder's lock while downloading into it, after removing what killed downloads left.
+
+    One download at a time per folder (a second process waits, then pooch finds the file in
+    place), so a temporary found under the lock is nobody's. Not POSIX: no lock, no cleanup.
+    """
     try:
-        _ensure_writable(dest.parent)
-        for url in f.urls:
-            try:
-                _download_one(url, f, dest)
-                return
-            except _BadContent as e:
-                failures.append(f"{url}\n      {e}; the file was discarded")
-                bad_files.append(str(e))
-            except (OSError, http.client.HTTPException, ValueError) as e:   # URLError too
-                failures.append(f"{url}\n      {type(e).__name__}: {e}")
-    except CacheDirError:
-        _remove_if_created(dest.parent, created)
-        raise
-    _remove_if_created(dest.parent, created)
-    raise DownloadError(_missing_message(f, dest, failures), bad_files)
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another download into {folder}", file=sys.stderr)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        for p in folder.iterdir():
+            if LEFTOVER.fullmatch(p.name) and p.is_file():
+                p.unlink(missing_ok=True)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _remove_if_created(folder: Path, created: bool) -> None:
@@ -120,45 +220,6 @@ def _remove_if_created(folder: Path, created: bool) -> None:
     if created:
         with contextlib.suppress(OSError):
             folder.rmdir()
-
-
-def _download_one(url: str, f: FileInfo, dest: Path) -> None:
-    """Stream url into a temp file beside dest; check it; fsync; os.replace onto dest."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{f.name}.", suffix=".part")
-    except OSError as e:
-        raise CacheDirError(_not_writable_message(dest.parent, e)) from e
-    try:
-        sha, n = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as out, _open_url(url) as response:
-            if "text/html" in (response.headers.get("Content-Type") or ""):
-                raise _BadContent("the server sent an HTML page (an error or login page?), "
-                                  "not the data file")
-            with tqdm(total=f.size, unit="B", unit_scale=True, unit_divisor=1024,
-                      desc=f.relpath) as bar:          # tqdm writes to stderr
-                while chunk := response.read(CHUNK):
-                    if n == 0 and chunk.lstrip()[:15].lower().startswith((b"<!doctype", b"<html")):
-                        raise _BadContent("the server sent an HTML page (an error or login "
-                                          "page?), not the data file")
-                    n += len(chunk)
-                    if n > f.size:
-                        raise _BadContent(f"the server sent more than the expected {f.size:,} "
-                                          f"bytes")
-                    sha.update(chunk)
-                    out.write(chunk)
-                    bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-        if n != f.size:
-            raise _BadContent(f"got {n:,} bytes, expected {f.size:,} (truncated download?)")
-        if sha.hexdigest() != f.sha256:
-            raise _BadContent(f"SHA-256 is {sha.hexdigest()}, expected {f.sha256}")
-        os.replace(tmp, dest)
-        tmp = None
-        fsync_dir(dest.parent)
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _ensure_writable(folder: Path) -> None:
@@ -191,5 +252,3 @@ def _missing_message(f: FileInfo, dest: Path, failures: list) -> str:
             f"there are read in place"),
            f"  - set {DATA_DIR_ENV} to a data folder that holds {f.relpath}",
            "(the 'sprites' dataset is generated by minivae and needs no files.)"])
-
-
