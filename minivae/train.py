@@ -68,7 +68,7 @@ def fit(model, x, optimizer, epochs, batch_size=128, rng=None, callbacks=(), *,
             loss = model.loss(xb)                                         # forward: batch mean
             model.backward()                                              # d loss / d params
             optimizer.step(model.grads)                                   # params -= ...
-            p.add(loss, model.last, len(xb))
+            p.add(loss, getattr(model, "last", {}), len(xb))
             p.batch += 1
             _call(callbacks, "batch_end", p)
         if p.batch == p.batches:                                          # a whole epoch
@@ -107,9 +107,11 @@ def _check_fit(model, x, optimizer, epochs, batch_size, rng, progress):
     batches = -(-len(x) // batch_size)                                    # the last may be short
     if progress is None:
         progress = Progress(epochs, batches)
-    elif not isinstance(progress, Progress) or progress.batches != batches:
+    elif (not isinstance(progress, Progress) or progress.batches != batches
+          or not 0 <= progress.batch < batches):
         raise InputError(f"fit: progress must be a Progress of {batches} batches per epoch "
-                         f"(N={len(x)}, batch_size={batch_size}), got {progress!r}")
+                         f"(N={len(x)}, batch_size={batch_size}), stopped before its last "
+                         f"batch, got {progress!r}")
     progress.epochs, progress.stop = epochs, False
     if not callable(getattr(optimizer, "step", None)):
         raise InputError(f"fit: expected an optimizer with step(grads), got {optimizer!r}")

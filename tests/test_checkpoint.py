@@ -8,10 +8,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from minivae import checkpoint as ckpt
-from minivae import runfolder as rf
 from minivae.models import VAE
 from minivae.optim import Adam
+from minivae.run import atomic
+from minivae.run import checkpoint as ckpt
+from minivae.run import folder as rf
 
 RUN = {"model": {"model": "vae", "x_dim": 6, "hidden": [5], "z_dim": 2}, "data": "toy",
        "train": {"epochs": 1}}
@@ -79,9 +80,9 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch, exc):
     def half_then_fail(f, data):
         f.write(data[:len(data) // 2])
         raise exc
-    monkeypatch.setattr(ckpt, "_write_all", half_then_fail)
+    monkeypatch.setattr(atomic, "_write_all", half_then_fail)
     model.params["encoder.0.W"] += 1.0
-    with pytest.raises(ckpt.CheckpointError if isinstance(exc, OSError) else KeyboardInterrupt):
+    with pytest.raises(atomic.WriteError if isinstance(exc, OSError) else KeyboardInterrupt):
         ckpt.save(path, model, opt, ckpt.load(path)[2])
     assert path.read_bytes() == before                      # untouched, still loadable
     ckpt.restore_model(*ckpt.load(path)[::2], path)
@@ -90,8 +91,8 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch, exc):
 
 def test_atomic_write_replaces_whole_file_and_keeps_mode(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    ckpt.atomic_write(path, "a\n")
-    ckpt.atomic_write(path, "b\n")
+    atomic.atomic_write(path, "a\n")
+    atomic.atomic_write(path, "b\n")
     assert path.read_text() == "b\n"
     assert path.stat().st_mode & 0o777 == 0o644
 
@@ -229,8 +230,8 @@ def test_missing_checkpoint_and_run_folder(tmp_path):
 
 
 def test_config_from_a_future_version_is_refused(tmp_path):
-    ckpt.write_json(tmp_path / "config.json", {"format": rf.RUN_FORMAT,
-                                               "version": ckpt.VERSION + 1, **RUN})
+    atomic.write_json(tmp_path / "config.json", {"format": rf.RUN_FORMAT,
+                                                 "version": ckpt.VERSION + 1, **RUN})
     with pytest.raises(ckpt.CheckpointError, match="newer minivae"):
         rf.read_config(tmp_path)
 

@@ -9,11 +9,11 @@ import sys
 import numba
 import pytest
 
-from minivae import checkpoint as ckpt
 from minivae import data
 from minivae.cli import main
 from minivae.data import download
 from minivae.models import VAE
+from minivae.run import checkpoint as ckpt
 
 SUBCOMMANDS = [[], ["train"], ["evaluate"], ["sample"], ["figures"], ["data"], ["data", "list"],
                ["data", "fetch"]]

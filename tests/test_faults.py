@@ -46,10 +46,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_data import PAYLOAD, URLS, FakeServer
 
-from minivae import checkpoint as ckpt
 from minivae import data
-from minivae import runfolder as rf
-from minivae import train as T
 from minivae.cli import main, one_line
 from minivae.data import download, registry
 from minivae.errors import InputError, NonFiniteError
@@ -58,6 +55,11 @@ from minivae.layers import Reparameterize
 from minivae.losses import bernoulli_nll, gaussian_kl, gaussian_nll
 from minivae.models import PCA, VAE, Autoencoder, DenoisingAutoencoder, LinearAutoencoder
 from minivae.optim import SGD, Adam
+from minivae.run import atomic
+from minivae.run import checkpoint as ckpt
+from minivae.run import folder as rf
+from minivae.run import trainer as T
+from minivae.run.config import TrainConfig
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -242,8 +244,8 @@ TOY_VAE = {"model": "vae", "x_dim": 16, "hidden": [8], "z_dim": 2}
 
 
 def _toy_run(path, model=TOY_VAE, **cfg):
-    return rf.create_run(path, model, "toy", rf.TrainConfig(**{"epochs": 3, "batch_size": 32,
-                                                               **cfg}))
+    return rf.create_run(path, model, "toy", TrainConfig(**{"epochs": 3, "batch_size": 32,
+                                                            **cfg})).dir
 
 
 def _kind(data):
@@ -254,7 +256,7 @@ def _kind(data):
 
 def _disk_fills_at(monkeypatch, kind, nth):
     """The nth write of ``kind`` writes half its bytes, then fails as a full disk does."""
-    seen, write_all = {}, ckpt._write_all
+    seen, write_all = {}, atomic._write_all
 
     def half_then_enospc(f, data):
         k = _kind(data)
@@ -263,11 +265,12 @@ def _disk_fills_at(monkeypatch, kind, nth):
             f.write(data[:len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
         write_all(f, data)
-    monkeypatch.setattr(ckpt, "_write_all", half_then_enospc)
+    monkeypatch.setattr(atomic, "_write_all", half_then_enospc)
 
 
-# In train(): config.json once, metrics.jsonl once (a repair), then per epoch the checkpoint
-# and metrics.jsonl. (kind, nth write, epoch of the checkpoint left, lines of metrics left)
+# In train(): config.json only if the number of epochs or the learning rate changes (here, for
+# "config": 2 -> 3 epochs), metrics.jsonl once (a repair), then per epoch the checkpoint and
+# metrics.jsonl. (kind, nth write, epoch of the checkpoint left, lines of metrics left)
 DISK_FULL = [("config", 1, None, None), ("checkpoint", 2, 1, 1), ("metrics", 3, 2, 1),
              ("checkpoint", 1, None, 0)]
 
@@ -281,11 +284,11 @@ def test_a_full_disk_during_training_loses_nothing_saved(tmp_path, toy, monkeypa
     again ends bit-identical to a run that never failed."""
     straight = _toy_run(tmp_path / "straight")
     T.train(straight, datasets=toy, verbose=False)
-    run_dir = _toy_run(tmp_path / "full")
+    run_dir = _toy_run(tmp_path / "full", epochs=2 if kind == "config" else 3)
     config_before = (run_dir / rf.CONFIG).read_bytes()
     _disk_fills_at(monkeypatch, kind, nth)
-    with pytest.raises(ckpt.CheckpointError, match="No space left on device") as info:
-        T.train(run_dir, datasets=toy, verbose=False)
+    with pytest.raises(atomic.WriteError, match="No space left on device") as info:
+        T.train(run_dir, datasets=toy, verbose=False, epochs=3)
     assert "previous version of the file, if any, is unchanged" in str(info.value)
     assert not list(run_dir.glob(".*.tmp"))
     if kind == "config":
@@ -298,8 +301,9 @@ def test_a_full_disk_during_training_loses_nothing_saved(tmp_path, toy, monkeypa
     if lines is not None:
         assert len((run_dir / rf.METRICS).read_text().splitlines()) == lines
     monkeypatch.undo()
-    T.train(run_dir, datasets=toy, verbose=False)
+    T.train(run_dir, datasets=toy, verbose=False, epochs=3)
     _assert_same_run(straight, run_dir, evaluation=False)
+    assert rf.read_config(run_dir)["train"]["epochs"] == 3
 
 
 @pytest.mark.parametrize("write", ["config", "metrics"])
@@ -311,7 +315,7 @@ def test_config_and_metrics_are_replaced_whole_or_not_at_all(tmp_path, monkeypat
     rf.write_metrics(tmp_path, rows[:1])
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     _disk_fills_at(monkeypatch, write, 1)
-    with pytest.raises(ckpt.CheckpointError, match="unchanged"):
+    with pytest.raises(atomic.WriteError, match="unchanged"):
         if write == "config":
             rf.write_config(tmp_path, new)
         else:

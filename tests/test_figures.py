@@ -101,7 +101,7 @@ def test_every_figure_is_returned_and_saved_only_when_asked(dataset, tmp_path):
 def test_a_figure_that_fails_half_written_leaves_the_old_picture(tmp_path, monkeypatch):
     """Figures are drawn in memory and replace the file at once: a write that dies half-way
     (a full disk, say) leaves the previous PNG whole, and no temporary file behind."""
-    from minivae import checkpoint
+    from minivae.run import atomic as checkpoint
     from minivae.errors import MinivaeError
     path = tmp_path / "images.png"
     figures.plot_images(np.zeros((4, 4)), (2, 2), path=path)

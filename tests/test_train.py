@@ -6,20 +6,20 @@ import signal
 import numpy as np
 import pytest
 
-from minivae import checkpoint as ckpt
-from minivae import runfolder as rf
-from minivae import train as T
 from minivae.data import Dataset
 from minivae.errors import InputError
 from minivae.models import VAE
+from minivae.run import checkpoint as ckpt
+from minivae.run import folder as rf
+from minivae.run import trainer as T
+from minivae.run.config import TrainConfig
 
 VAE_CONFIG = {"model": "vae", "x_dim": 16, "hidden": [8], "z_dim": 2}
 
 
 def _run(tmp_path, name, toy, model=VAE_CONFIG, **cfg):
     cfg = {"epochs": 3, "batch_size": 32, **cfg}
-    run_dir = rf.create_run(tmp_path / name, model, "toy", rf.TrainConfig(**cfg))
-    return run_dir
+    return rf.create_run(tmp_path / name, model, "toy", TrainConfig(**cfg)).dir
 
 
 def _same(a, b):

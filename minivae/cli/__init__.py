@@ -24,7 +24,7 @@ import sys
 from minivae import data
 from minivae.cli.parser import UsageError, build_parser
 from minivae.errors import MinivaeError
-from minivae.stopping import TrainingInterrupted
+from minivae.run.stopping import TrainingInterrupted
 
 
 def say(msg):

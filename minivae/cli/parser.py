@@ -1,12 +1,15 @@
 """The arguments of every `minivae` command: names, types, ranges and help."""
 
 import argparse
-import math
+from dataclasses import fields
 
 from minivae import data
 from minivae.cli import datasets, train, view
 from minivae.models import MODELS
-from minivae.runfolder import BINARIZE, OPTIMIZERS
+from minivae.run.config import BY_DATA, RULES, Choice, ModelSettings, Number, TrainConfig, comments
+
+
+METAVARS = {"hidden": "H", "latent": "Z", "batch_size": "B", "warmup": "N", "noise_level": "L"}
 
 
 class UsageError(Exception):
@@ -20,21 +23,7 @@ class Parser(argparse.ArgumentParser):
 
 def _number(kind, lo=None, hi=None, lo_open=False):
     """An argparse type: int or float, within [lo, hi] (lo excluded if lo_open), finite."""
-    def parse(text):
-        try:
-            v = kind(text)
-        except ValueError:
-            what = "an integer" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if (not math.isfinite(v) or (lo is not None and (v <= lo if lo_open else v < lo))
-                or (hi is not None and v > hi)):
-            bounds = [f"{'>' if lo_open else '>='} {lo}"] if lo is not None else []
-            bounds += [f"<= {hi}"] if hi is not None else []
-            what = "an integer" if kind is int else "a finite number"
-            raise argparse.ArgumentTypeError(f"expected {what} {' and '.join(bounds)}, "
-                                             f"got {text}")
-        return v
-    return parse
+    return Number(kind, lo, hi, lo_open).parse
 
 
 def build_parser():
@@ -72,34 +61,11 @@ def _add_train(sub):
                        "and saves; --resume continues, ending exactly as an uninterrupted run "
                        "would.")
     a = t.add_argument
-    a("--model", choices=list(MODELS), help=f"the model (default: {train.DEFAULTS['model']})")
-    a("--data", choices=list(data.DATASETS), metavar="NAME",
-      help=f"data set: {', '.join(data.DATASETS)} (default: sprites, generated offline)")
-    a("--hidden", type=_number(int, 1), nargs="+", metavar="H",
-      help="hidden layer sizes of the encoder (the decoder mirrors them), e.g. --hidden 512 "
-           "256 (default: 512 for sprites, 400 otherwise)")
-    a("--latent", type=_number(int, 1), metavar="Z",
-      help="latent dimensions / PCA components (default: 10 for sprites, 20 otherwise)")
-    a("--likelihood", choices=train.LIKELIHOODS,
-      help="p(x|z): bernoulli for x in [0, 1]; gaussian (fixed sigma; squared error for "
-           "ae/dae); gaussian-learned (vae only) (default: bernoulli)")
-    a("--beta", type=_number(float, 0), help="weight of the KL term (beta-VAE; default: 1)")
-    a("--epochs", type=_number(int, 1),
-      help="passes over the training set; with --resume, the new total (default: 30 for "
-           "sprites, 20 otherwise)")
-    a("--batch-size", type=_number(int, 1), metavar="B", help="examples per step (default: 128)")
-    a("--lr", type=_number(float, 0, lo_open=True),
-      help="learning rate; may change with --resume (default: 1e-3)")
-    a("--optimizer", choices=OPTIMIZERS, help="adam or sgd with momentum 0.9 (default: adam)")
-    a("--seed", type=_number(int, 0), help="seed of all randomness (default: 0)")
-    a("--warmup", type=_number(int, 0), metavar="N",
-      help="raise the KL weight from 0 to 1 over the first N epochs (vae; default: 0, none)")
-    a("--binarize", choices=BINARIZE,
-      help="dynamic: train on x ~ Bernoulli(x), redrawn each epoch (grey-level MNIST; "
-           "default: none)")
-    a("--noise", choices=("gaussian", "masking"), help="dae corruption (default: gaussian)")
-    a("--noise-level", type=_number(float, 0), metavar="L",
-      help="dae: std of gaussian noise, or probability of masking a pixel (default: 0.3)")
+    for cls in (ModelSettings, TrainConfig):       # a flag per setting: --batch-size B, ...
+        helps = comments(cls)
+        for f in fields(cls):
+            a(_flag(f.name), help=f"{helps.get(f.name, '')} (default: {_default(f)})",
+              **_kind(f.name))
     a("--out", metavar="DIR", help=f"run folder; must be new or empty unless --resume "
       f"(default: a fresh {train.RUNS}/<model>-<data>[-2, -3, ...])")
     a("--resume", action="store_true",
@@ -110,6 +76,31 @@ def _add_train(sub):
       help="do not draw figures/ at the end (`minivae figures RUN` draws them later)")
     a("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     t.set_defaults(func=train.cmd_train)
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def _kind(name):
+    """What argparse needs to read setting ``name``: its choices, or its type."""
+    if name == "model":
+        return {"choices": list(MODELS)}
+    if name == "data":
+        return {"choices": list(data.DATASETS), "metavar": "NAME"}
+    rule = RULES[name]
+    if isinstance(rule, Choice):
+        return {"choices": rule.choices}
+    kind = {"type": rule.parse, "metavar": METAVARS.get(name, name.upper())}
+    return {**kind, "nargs": "+"} if name == "hidden" else kind
+
+
+def _default(f):
+    """'20', or '20; sprites: 30' for a default that depends on the data set."""
+    def show(v):
+        return " ".join(map(str, v)) if isinstance(v, tuple) else str(v)
+    by_data = [f"{name}: {show(d[f.name])}" for name, d in BY_DATA.items() if f.name in d]
+    return "; ".join([show(f.default), *by_data])
 
 
 def _add_view(sub):

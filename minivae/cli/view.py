@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minivae import runfolder as rf
+from minivae.run import folder as rf
 from minivae.errors import MinivaeError
 
 IWAE_K = 100                        # importance samples for the IWAE NLL, unless --iwae-k

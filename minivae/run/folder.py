@@ -1,4 +1,4 @@
-"""Run folders: what a training run leaves on disk, and how it is made, read, locked and tidied.
+"""Run folders: what a training run leaves on disk, and how it is made, opened, locked, tidied.
 
     config.json      the run description: {"format": "minivae-run", "version", "model": the
                      model's config(), "data": the data set's name, "train": a TrainConfig}
@@ -6,9 +6,14 @@
     metrics.jsonl    one JSON line per finished epoch, rewritten whole from the checkpoint
     evaluation.json, figures/    written at the end of `minivae train`, and by `minivae figures`
 
+A Run is a run folder as read once: ``create_run`` writes config.json and returns the Run it
+describes; ``open_run`` reads a folder's checkpoint (whose record of the run wins) or, before
+the first epoch, its config.json. config.json is written again only when a resumed run changes
+its number of epochs or its learning rate.
+
 Nothing a user made is overwritten: a new run needs a new or empty folder, and every file is
-replaced atomically (checkpoint.atomic_write), so a crash, a full disk or `kill -9` leaves the
-previous version whole. The most such a kill leaves behind is a hidden temporary file, e.g.
+replaced atomically (atomic.py), so a crash, a full disk or `kill -9` leaves the previous
+version whole. The most such a kill leaves behind is a hidden temporary file, e.g.
 .checkpoint.npz.k2j4.tmp: the next training session in the folder removes it, and a folder
 holding nothing else counts as empty. One process at a time trains in a folder: it holds an
 exclusive lock on it.
@@ -16,90 +21,69 @@ exclusive lock on it.
 
 import contextlib
 import json
-import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from minivae import data
-from minivae.checkpoint import (
+from minivae.errors import InputError
+from minivae.models import build, check_config
+from minivae.run.atomic import atomic_write, write_json
+from minivae.run.checkpoint import (
     VERSION,
     CheckpointError,
-    atomic_write,
     check_run,
+    check_size,
     check_version,
     load,
     restore_model,
     set_rng_state,
-    write_json,
 )
-from minivae.errors import InputError
-from minivae.models import build, check_config
+from minivae.run.config import TrainConfig
 
 CONFIG, CHECKPOINT, METRICS = "config.json", "checkpoint.npz", "metrics.jsonl"
 EVALUATION = "evaluation.json"
 RUN_FORMAT = "minivae-run"                  # the "format" of config.json (same VERSION)
-OPTIMIZERS = ("adam", "sgd")
-BINARIZE = ("none", "dynamic")
 
 
 @dataclass
-class TrainConfig:
-    """The training settings saved in config.json (the model's own config is saved beside)."""
+class Run:
+    """A run folder as read once: what it trains, and its checkpoint if it has one."""
 
-    epochs: int = 30             # passes over the training set (a resumed run may raise it)
-    batch_size: int = 128        # examples per gradient step; an epoch's last batch may be smaller
-    lr: float = 1e-3             # learning rate
-    optimizer: str = "adam"      # "adam" or "sgd" (SGD with `momentum`)
-    momentum: float = 0.9        # SGD only
-    seed: int = 0                # seeds the model's and the data's Generators
-    warmup: int = 0              # epochs over which model.kl_weight rises from 0 to 1 (0: none)
-    binarize: str = "none"       # "dynamic": train on x ~ Bernoulli(x), redrawn each epoch
+    dir: Path
+    model: dict                 # the model's config(), {"model": "vae", "x_dim": 784, ...}
+    data: str                   # the data set's name
+    train: TrainConfig
+    saved: tuple = None         # checkpoint.npz as load() read it, (params, optim, meta)
+    stamp: tuple = None         # checkpoint.npz's (mtime, size) before it was read
 
-    def check(self):
-        """Raise InputError naming the first setting out of range."""
-        def bad(name, want):
-            raise InputError(f"{name} must be {want}, got {getattr(self, name)!r}")
-        for name in ("epochs", "batch_size"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
-                bad(name, "a positive integer")
-        for name in ("seed", "warmup"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
-                bad(name, "an integer >= 0")
-        if not (_is_number(self.lr) and math.isfinite(self.lr) and self.lr > 0):
-            bad("lr", "a positive number")
-        if not (_is_number(self.momentum) and 0 <= self.momentum < 1):
-            bad("momentum", "in [0, 1)")
-        if self.optimizer not in OPTIMIZERS:
-            bad("optimizer", f"one of {OPTIMIZERS}")
-        if self.binarize not in BINARIZE:
-            bad("binarize", f"one of {BINARIZE}")
-        return self
+    @property
+    def epochs_done(self):
+        return self.saved[2]["progress"]["epoch"] if self.saved else 0
 
-    @classmethod
-    def from_dict(cls, d):
-        if not isinstance(d, dict):
-            raise InputError(f"the training settings must be a dict, got {type(d).__name__}")
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise InputError(f"unknown training settings {sorted(map(str, unknown))}")
-        return cls(**d).check()
+    def description(self):
+        """{"model", "data", "train"}: what config.json and every checkpoint record."""
+        return {"model": self.model, "data": self.data, "train": asdict(self.train)}
+
+    def changed_on_disk(self):
+        """True if checkpoint.npz was written since this Run was read (by another process)."""
+        return _stamp(self.dir / CHECKPOINT) != self.stamp
 
 
-def _is_int(v):
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _is_number(v):
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+def _stamp(path):
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 # ---- making a run folder ----
 
 def create_run(out, model_config, data_name, cfg, root="runs"):
-    """Make a run folder and write its config.json; returns its path.
+    """Make a run folder, write its config.json and return its Run.
 
     ``out``: the folder, which must not exist or be empty (nothing a user made is
     overwritten); None picks a fresh root/<model>-<data>, -2, -3, ...
@@ -112,9 +96,39 @@ def create_run(out, model_config, data_name, cfg, root="runs"):
         out = check_new_run_dir(out)
         out.mkdir(parents=True, exist_ok=True)
         remove_leftovers(out)
-    write_config(out, {"model": dict(model_config), "data": str(data_name),
-                       "train": asdict(cfg)})
-    return out
+    run = Run(out, dict(model_config), str(data_name), cfg)
+    write_config(out, run.description())
+    return run
+
+
+def open_run(run_dir):
+    """The Run in ``run_dir``, read once: from checkpoint.npz if there is one (its record of
+    the run wins), else from config.json. CheckpointError if what it holds is not valid."""
+    run_dir = Path(run_dir)
+    path = run_dir / CHECKPOINT
+    stamp = _stamp(path)
+    if stamp is None:
+        desc, saved, where = read_config(run_dir), None, run_dir / CONFIG
+    else:
+        saved = load(path)
+        check_size(saved[0], saved[2], path)       # counted before anything is built
+        desc, where = saved[2]["run"], path
+    cfg = _train_settings(desc, where)
+    return Run(run_dir, desc["model"], desc["data"], cfg, saved, stamp)
+
+
+def retune(run, epochs=None, lr=None):
+    """``run`` with another number of epochs and learning rate (None: the same), the only
+    settings a run may change; config.json records them if they changed."""
+    train = replace(run.train, epochs=run.train.epochs if epochs is None else epochs,
+                    lr=run.train.lr if lr is None else lr).check()
+    if train.epochs < run.epochs_done:
+        raise InputError(f"epochs={train.epochs} is fewer than the {run.epochs_done} epochs "
+                         "this run has already trained")
+    if train != run.train:
+        run = replace(run, train=train)
+        write_config(run.dir, run.description())
+    return run
 
 
 def check_new_run_dir(out):
@@ -184,7 +198,7 @@ def read_config(run_dir):
     return cfg
 
 
-def train_settings(run, where):
+def _train_settings(run, where):
     """The run's TrainConfig, after checking it and the model's config (counted, not built);
     CheckpointError naming ``where`` if either is not valid."""
     try:

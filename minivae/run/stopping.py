@@ -2,7 +2,7 @@
 scheduler, a container that stops).
 
 The first signal only sets a flag: training finishes the current batch, saves a checkpoint and
-stops (see minivae.train). A second signal of either kind raises KeyboardInterrupt at once; the
+stops (see trainer.py). A second signal of either kind raises KeyboardInterrupt at once; the
 checkpoint already on disk stands. Handlers are installed only in the main thread, and the
 previous ones are put back on exit.
 """

@@ -1,9 +1,17 @@
-"""Training: minibatch gradient descent over epochs, saved so that a run can stop and go on.
+"""`minivae train`'s engine: the training loop, minivae.train.fit, wrapped in a run folder so
+that a run can stop and go on.
 
-    for each epoch:   x_e = x, or x ~ Bernoulli(x) afresh ("dynamic" binarization)
-                      for each minibatch of a fresh shuffle of x_e:
-                          loss = model.loss(batch);  model.backward();  optimizer.step(grads)
-                      test loss (one sampled z per example, kl_weight 1), then a checkpoint
+    train(run):  open the run (its checkpoint, or config.json), build or restore the model, the
+                 optimizer and the Generators, then
+                 fit(model, x, optimizer, epochs, batch_size, data_rng, callbacks)
+    callbacks:   KLWarmup      the KL weight rises from 0 to 1 over the first `warmup` epochs
+                 StopOnSignal  Ctrl-C or SIGTERM sets p.stop: fit ends after the current batch
+                 ProgressBar   a tqdm bar per epoch
+                 Divergence    a NaN or infinite loss or parameter: TrainingDiverged
+                 TestLoss      the test loss after each epoch
+                 Checkpoints   checkpoint.npz, metrics.jsonl and a summary line after each
+                               epoch; a mid-epoch checkpoint when fit stops early
+PCA is fitted in closed form instead, once.
 
 Randomness: ``seed`` makes two Generators, one for the model (initial weights, eps, noise)
 and one for the data (binarization, shuffling); the per-epoch test loss uses a third, fixed
@@ -13,17 +21,16 @@ threads: BLAS adds in another order with another thread count, which changes the
 
 Stopping (Ctrl-C or SIGTERM, see stopping.py): the first signal lets the current batch
 finish, then saves a mid-epoch checkpoint (parameters, optimizer, the model Generator, the data
-Generator as it was at the start of the epoch, and the batch index), so a resumed run replays
-the same shuffle from the next batch on. A second signal stops at once and keeps the checkpoint
-already on disk. A KeyboardInterrupt raised without the handler (another thread, a test) is
-treated like the second: the last checkpoint stands. A process killed outright (`kill -9`, a
-power cut) loses only the epoch in progress: every file is replaced atomically. Either way,
-resuming ends bit-identical.
+Generator as it was at the start of the epoch, the batch index and the partial sums), so a
+resumed run replays the same shuffle from the next batch on. A second signal stops at once and
+keeps the checkpoint already on disk. A KeyboardInterrupt raised without the handler (another
+thread, a test) is treated like the second: the last checkpoint stands. A process killed
+outright (`kill -9`, a power cut) loses only the epoch in progress: every file is replaced
+atomically. Either way, resuming ends bit-identical.
 
-Divergence: a NaN or infinite loss, or a NonFiniteError from inside the model or the optimizer,
-stops training with TrainingDiverged; nothing is saved after the last good checkpoint.
-
-The run folder (config.json, checkpoint.npz, metrics.jsonl, the lock) is runfolder.py's.
+Divergence: a NaN or infinite loss, parameter or test loss, or a NonFiniteError from inside the
+model or the optimizer, stops training with TrainingDiverged; nothing is saved after the last
+good checkpoint.
 """
 
 import contextlib
@@ -31,29 +38,324 @@ import math
 import signal
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from minivae import checkpoint as ckpt
-from minivae import data
-from minivae import runfolder as rf
 from minivae.errors import InputError, MinivaeError, NonFiniteError
 from minivae.kernels.checks import all_finite
 from minivae.models import build
 from minivae.optim import SGD, Adam
-from minivae.stopping import StopSignals, TrainingInterrupted
+from minivae.run import checkpoint, folder
+from minivae.run.stopping import StopSignals, TrainingInterrupted
+from minivae.train import KLWarmup, Progress, fit
 
 EVAL_BATCH = 1000          # rows per forward pass when computing a test loss
+
+__all__ = ["TrainingDiverged", "TrainingInterrupted", "train"]
 
 
 class TrainingDiverged(MinivaeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-# ---- the loop ----
+# ---- a session: the run, and what it trains with ----
+
+@dataclass
+class Session:
+    run: folder.Run
+    model: object
+    optimizer: object          # None for a model fitted in closed form (PCA)
+    data_rng: np.random.Generator
+    x: np.ndarray              # (N, D) the training set
+    x_test: np.ndarray         # (M, D) the test set, as the run sees it
+    progress: Progress         # where fit stands: epoch, batch, partial sums, history
+    seconds: float = 0.0       # time already spent on the epoch in progress (a resumed one)
+    saved_at: str = None       # where the last checkpoint stands, for messages
+
+
+def train(run, *, epochs=None, lr=None, datasets=None, verbose=True):
+    """Train (or go on training) a run up to its number of epochs; its history, one dict per epoch.
+
+    ``run``: a run folder, or the Run that folder.create_run or open_run returned (used as it
+    is, unless the checkpoint changed since). A run with a checkpoint resumes from it; one with
+    only config.json starts. ``epochs``/``lr`` replace the saved values (to train longer, or
+    slower after a divergence). ``datasets``: (train, test) minivae.data.Dataset to use
+    instead of loading the run's data set by name.
+    """
+    run_dir = Path(run.dir if isinstance(run, folder.Run) else run)
+    say = (lambda msg: tqdm.write(msg, file=sys.stderr)) if verbose else (lambda msg: None)
+    with folder.locked(run_dir):
+        folder.remove_leftovers(run_dir)                   # temporary files of a killed process
+        if not isinstance(run, folder.Run) or run.changed_on_disk():
+            run = folder.open_run(run_dir)
+        run = folder.retune(run, epochs, lr)
+        s = _session(run, folder.load_datasets(run.data) if datasets is None else datasets)
+        folder.write_metrics(run_dir, s.progress.history)  # repair a file a crash left behind
+        with StopSignals(say) as signals:
+            if s.optimizer is None:
+                return _fit_closed_form(s, say)
+            return _fit(s, signals, say, verbose)
+
+
+def _session(run, datasets):
+    """The model, optimizer, Generators and data of ``run``: new, or as its checkpoint left them."""
+    train_ds, test_ds = datasets
+    if train_ds.name != run.data:
+        raise InputError(f"the run was made for data {run.data!r}, got {train_ds.name!r}")
+    cfg, path = run.train, run.dir / folder.CHECKPOINT
+    model_rng, data_rng = map(np.random.default_rng, np.random.SeedSequence(cfg.seed).spawn(2))
+    if run.saved is None:
+        try:
+            model = build(run.model, rng=model_rng)
+        except InputError as e:
+            raise checkpoint.CheckpointError(f"{run.dir / folder.CONFIG}: cannot build the "
+                                             f"model it describes: {e}") from None
+    else:
+        model = checkpoint.restore_model(run.saved[0], run.saved[2], path, rng=model_rng)
+    if cfg.warmup and not hasattr(model, "kl_weight"):
+        raise InputError(f"warmup applies to models with a KL term (vae), not {run.model['model']}")
+    x, x_test = _arrays(model, train_ds, test_ds, run)
+    optimizer = None if not model.grads else (
+        SGD(model.params, lr=cfg.lr, momentum=cfg.momentum) if cfg.optimizer == "sgd"
+        else Adam(model.params, lr=cfg.lr))
+    s = Session(run, model, optimizer, data_rng, x, x_test,
+                Progress(cfg.epochs, -(-len(x) // cfg.batch_size)))
+    if run.saved is not None:
+        _restore(s, path)
+    return s
+
+
+def _arrays(model, train_ds, test_ds, run):
+    """The training and test sets in the model's dtype, checked once.   -> (N, D), (M, D)"""
+    dtype = np.dtype(getattr(model, "dtype", np.float32))
+    x = np.ascontiguousarray(train_ds.x, dtype=dtype)
+    x_test = np.ascontiguousarray(folder.eval_x(test_ds, run.description()), dtype=dtype)
+    for name, a in (("training", x), ("test", x_test)):
+        if not np.isfinite(a).all():
+            raise NonFiniteError(f"the {name} data contain NaN or infinity")
+    x_dim = getattr(model, "x_dim", None)
+    if x_dim is not None and x.shape[1] != x_dim:
+        raise InputError(f"the model takes {x_dim} inputs, but {train_ds.name} has "
+                         f"{x.shape[1]} pixels per image")
+    return x, x_test
+
+
+def _restore(s, path):
+    """Put the optimizer, the Generators and the progress back where the checkpoint left them."""
+    _, optim, meta = s.run.saved
+    if s.optimizer is not None:
+        checkpoint.restore_optimizer(s.optimizer, optim, path)
+    for name, gen in (("model", getattr(s.model, "rng", None)), ("data", s.data_rng)):
+        if gen is not None and meta["rng"].get(name) is not None:
+            checkpoint.set_rng_state(gen, meta["rng"][name], name, path)
+    p, saved = s.progress, meta["progress"]
+    if saved["batch"] >= p.batches:
+        raise checkpoint.CheckpointError(f"{path}: it stopped after batch {saved['batch']} of "
+                                         f"an epoch that has {p.batches} batches; not from "
+                                         "this run?")
+    partial = saved.get("partial") or {"sums": {}, "seconds": 0.0}       # a mid-epoch stop
+    p.epoch, p.batch, p.history = saved["epoch"], saved["batch"], list(meta["history"])
+    p.sums, p.seen = dict(partial["sums"]), saved["batch"] * s.run.train.batch_size
+    s.seconds, s.saved_at = partial["seconds"], _where(p)
+
+
+# ---- the loop, and what happens around it ----
+
+def _fit(s, signals, say, verbose):
+    """fit with the callbacks; TrainingInterrupted if a signal stopped it before the end."""
+    cfg, p, bar, divergence = s.run.train, s.progress, ProgressBar(verbose), Divergence(s)
+    callbacks = [KLWarmup(s.model, cfg.warmup)] if cfg.warmup else []
+    callbacks += [StopOnSignal(signals), bar, divergence,
+                  TestLoss(s.model, s.x_test, cfg.seed), Checkpoints(s, say)]
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # Divergence checks
+            fit(s.model, s.x, s.optimizer, cfg.epochs, cfg.batch_size, s.data_rng, callbacks,
+                binarize=cfg.binarize == "dynamic", progress=p)
+    except NonFiniteError as e:                        # a layer, loss or gradient overflowed
+        raise _diverged(s, f"a NaN or infinity appeared inside the model {divergence.where} "
+                           f"({e})") from None
+    except KeyboardInterrupt:                          # a second Ctrl-C, or no handler
+        raise _stopped(s, signals, "at once") from None
+    finally:
+        bar.close()
+    if p.stop and p.epoch < cfg.epochs:
+        raise _stopped(s, signals, "saved")
+    return p.history
+
+
+class StopOnSignal:
+    """Ctrl-C or SIGTERM (the flag of stopping.StopSignals): fit stops after this batch."""
+
+    def __init__(self, signals):
+        self.signals = signals
+
+    def batch_end(self, p):
+        if self.signals.requested:
+            p.stop = True
+
+
+class ProgressBar:
+    """A tqdm bar per epoch, with the running means every 10 batches (on a terminal only)."""
+
+    def __init__(self, verbose):
+        self.verbose, self.bar = verbose, None
+
+    def epoch_begin(self, p):
+        self.bar = tqdm(total=p.batches, initial=p.batch, desc=f"epoch {p.epoch + 1}/{p.epochs}",
+                        unit="batch", leave=False, file=sys.stderr, dynamic_ncols=True,
+                        disable=None if self.verbose else True)   # None: only on a terminal
+
+    def batch_end(self, p):
+        self.bar.update(1)
+        if p.batch % 10 == 1:
+            self.bar.set_postfix({k[6:]: f"{v:.4g}" for k, v in p.means().items()}, refresh=False)
+
+    def epoch_end(self, p):
+        self.close()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class Divergence:
+    """TrainingDiverged as soon as the loss or the parameters are NaN or infinite, before
+    anything is saved; ``where`` says where fit is, for a NonFiniteError from inside a step."""
+
+    def __init__(self, s):
+        self.s, self.where = s, "before the first batch"
+
+    def batch_begin(self, p):
+        self.where = f"at epoch {p.epoch + 1}, batch {p.batch + 1}"
+
+    def batch_end(self, p):
+        if not math.isfinite(p.loss):
+            raise _diverged(self.s, f"the loss became {p.loss} {self.where}")
+        if p.stop and p.batch < p.batches and not _finite(self.s.model):   # about to be saved
+            raise _diverged(self.s, f"the parameters became NaN or infinite {self.where}")
+
+    def epoch_end(self, p):
+        self.where = f"after epoch {p.epoch}"
+        if not _finite(self.s.model):
+            raise _diverged(self.s, f"the parameters became NaN or infinite in epoch {p.epoch}")
+
+
+class TestLoss:
+    """After each epoch, the loss on x_test into the epoch's row of history (test_loss, ...):
+    one z sampled per example from a Generator fixed for that epoch, with kl_weight 1."""
+
+    __test__ = False                   # not a pytest test class
+
+    def __init__(self, model, x_test, seed):
+        self.model, self.x_test, self.seed = model, x_test, seed
+
+    def epoch_end(self, p):
+        with _evaluation_mode(self.model, self.seed, p.epoch):
+            p.history[-1].update(mean_terms(self.model, self.x_test, "test_"))
+
+
+class Checkpoints:
+    """Saves the run after each epoch (checkpoint.npz, metrics.jsonl, one summary line), and
+    mid-epoch when fit stops early: with the data Generator as it was when the epoch began,
+    the batch index and the partial sums, so that a resumed epoch replays the same draws."""
+
+    def __init__(self, s, say):
+        self.s, self.say, self.t0, self.start_state = s, say, 0.0, None
+
+    def epoch_begin(self, p):
+        self.start_state = self.s.data_rng.bit_generator.state   # this epoch's draws start here
+        self.t0, self.s.seconds = time.perf_counter() - self.s.seconds, 0.0
+
+    def batch_end(self, p):
+        if p.stop and p.batch < p.batches:
+            partial = {"sums": p.sums, "seconds": time.perf_counter() - self.t0}
+            _save(self.s, p, self.start_state, partial)
+
+    def epoch_end(self, p):
+        s, row = self.s, p.history[-1]
+        if not math.isfinite(row["test_loss"]):
+            raise _diverged(s, f"the test loss became {row['test_loss']} after epoch {p.epoch}")
+        row.update(kl_weight=float(getattr(s.model, "kl_weight", 1.0)), lr=s.run.train.lr,
+                   epoch_seconds=time.perf_counter() - self.t0)
+        _save(s, p, s.data_rng.bit_generator.state)
+        self.say(_summary(row, p.epochs))
+
+
+def _fit_closed_form(s, say):
+    """PCA: fitted once on the training set; one row of history, one checkpoint."""
+    p = s.progress
+    if p.epoch >= 1:
+        return p.history
+    t0 = time.perf_counter()
+    s.model.fit(s.x)
+    p.history.append({"epoch": 1, **mean_terms(s.model, s.x, "train_"),
+                      **mean_terms(s.model, s.x_test, "test_"),
+                      "epoch_seconds": time.perf_counter() - t0})
+    p.epoch, s.run = 1, replace(s.run, model=s.model.config())     # x_dim is known now
+    _save(s, p, s.data_rng.bit_generator.state)
+    say(_summary(p.history[-1], 1))
+    return p.history
+
+
+# ---- helpers ----
+
+def _save(s, p, data_state, partial=None):
+    """checkpoint.npz, then metrics.jsonl: where p stands; ``partial`` for a mid-epoch stop."""
+    gen = getattr(s.model, "rng", None)
+    meta = {"run": s.run.description(), "history": p.history,
+            "progress": {"epoch": p.epoch, "batch": p.batch,
+                         **({"partial": partial} if partial else {})},
+            "rng": {"model": None if gen is None else gen.bit_generator.state, "data": data_state}}
+    checkpoint.save(s.run.dir / folder.CHECKPOINT, s.model, s.optimizer, meta)
+    folder.write_metrics(s.run.dir, p.history)
+    s.saved_at = _where(p)
+
+
+def _where(p):
+    """Where a checkpoint of p stands: 'end of epoch 3', or 'epoch 4, after batch 20'."""
+    return f"epoch {p.epoch + 1}, after batch {p.batch}" if p.batch else f"end of epoch {p.epoch}"
+
+
+def _diverged(s, what):
+    """The TrainingDiverged to raise: what happened, what is kept, what to try."""
+    d = s.run.dir
+    kept = (f"the last good checkpoint ({s.saved_at}) is kept in {d}" if s.saved_at
+            else f"no checkpoint had been saved yet in {d}")
+    return TrainingDiverged(
+        f"training diverged: {what}; {kept}, nothing was saved after it. Try a lower learning "
+        f"rate (e.g. --lr {s.run.train.lr / 10:g}), check that the data lie in [0, 1], or a KL "
+        f"warm-up (--warmup 10); then `minivae train --resume --out {d} --lr ...`")
+
+
+def _stopped(s, signals, how):
+    """The TrainingInterrupted to raise, saying what was kept and how to go on."""
+    d = s.run.dir
+    if how == "saved":
+        kept = f"stopped and saved a checkpoint ({s.saved_at}) in {d}"
+    elif s.saved_at:
+        kept = f"stopped at once; the last checkpoint ({s.saved_at}) is kept in {d}"
+    else:
+        kept = f"stopped at once; no checkpoint was saved yet in {d}"
+    return TrainingInterrupted(f"{kept}; continue with `minivae train --resume --out {d}`",
+                               signals.requested or signal.SIGINT)
+
+
+def _finite(model):
+    return all(all_finite(p.reshape(-1)) for p in model.params.values())
+
+
+def mean_terms(model, x, prefix):
+    """{prefix + "loss": the mean loss over x, prefix + k: the mean of model.last[k]}."""
+    p = Progress(epochs=0, batches=0)
+    for i in range(0, len(x), EVAL_BATCH):
+        xb = x[i:i + EVAL_BATCH]
+        p.add(model.loss(xb), getattr(model, "last", {}), len(xb))
+    return {prefix + k: v / p.seen for k, v in p.sums.items()}
+
 
 @contextlib.contextmanager
 def _evaluation_mode(model, seed, epoch):
@@ -72,247 +374,6 @@ def _evaluation_mode(model, seed, epoch):
             gen.bit_generator.state = saved
         if weight is not None:
             model.kl_weight = weight
-
-
-def _mean_terms(model, x, prefix):
-    """{prefix+"loss": mean loss, prefix+k: mean of model.last[k]} over x, in batches."""
-    sums, n = {}, 0
-    for s in range(0, len(x), EVAL_BATCH):
-        xb = x[s:s + EVAL_BATCH]
-        _add(sums, model, model.loss(xb), len(xb))
-        n += len(xb)
-    return {prefix + k: v / n for k, v in sums.items()}
-
-
-def _add(sums, model, loss, B):
-    """Add one batch's loss * B and per-example terms (model.last, but "loss") into sums."""
-    sums["loss"] = sums.get("loss", 0.0) + loss * B
-    for k, v in getattr(model, "last", {}).items():
-        if k != "loss" and isinstance(v, np.ndarray) and v.shape == (B,):
-            sums[k] = sums.get(k, 0.0) + float(v.sum(dtype=np.float64))
-
-
-def _finite(model):
-    return all(all_finite(p.reshape(-1)) for p in model.params.values())
-
-
-def _make_optimizer(model, cfg):
-    if cfg.optimizer == "sgd":
-        return SGD(model.params, lr=cfg.lr, momentum=cfg.momentum)
-    return Adam(model.params, lr=cfg.lr)
-
-
-def _seeds(seed):
-    model_ss, data_ss = np.random.SeedSequence(seed).spawn(2)
-    return np.random.default_rng(model_ss), np.random.default_rng(data_ss)
-
-
-def train(run_dir, *, epochs=None, lr=None, datasets=None, verbose=True):
-    """Train (or go on training) the run in ``run_dir`` up to its number of epochs.
-
-    A run folder with a checkpoint resumes from it; one with only config.json starts.
-    ``epochs``/``lr`` replace the saved values (to train longer, or slower after a
-    divergence). ``datasets``: (train, test) minivae.data.Dataset to use instead of loading
-    the run's data set by name. Returns the metrics history (one dict per epoch).
-    """
-    run_dir = Path(run_dir)
-    run = rf.read_config(run_dir)
-    path = run_dir / rf.CHECKPOINT
-    say = (lambda msg: tqdm.write(msg, file=sys.stderr)) if verbose else (lambda msg: None)
-    with rf.locked(run_dir):
-        rf.remove_leftovers(run_dir)                   # temporary files of a killed process
-        saved = ckpt.load(path) if path.exists() else None
-        if saved is not None:
-            ckpt.check_size(saved[0], saved[2], path)  # before loading any data
-            run = saved[2]["run"]                      # the checkpoint's own record wins
-        cfg = rf.train_settings(run, path if saved is not None else run_dir / rf.CONFIG)
-        cfg.epochs = cfg.epochs if epochs is None else epochs
-        cfg.lr = cfg.lr if lr is None else lr
-        run = {**run, "train": asdict(cfg.check())}
-        done = saved[2]["progress"]["epoch"] if saved is not None else 0
-        if cfg.epochs < done:
-            raise InputError(f"epochs={epochs} is fewer than the {done} epochs this run has "
-                             "already trained")
-        rf.write_config(run_dir, run)
-        if datasets is None:
-            datasets = rf.load_datasets(run["data"])
-        trainer = _Trainer(run_dir, run, cfg, saved, datasets, say, verbose)
-        with StopSignals(say) as trainer.stop:
-            return trainer.run()
-
-
-class _Trainer:
-    """The state of one training session; ``run()`` does the epochs."""
-
-    def __init__(self, run_dir, run, cfg, saved, datasets, say, verbose):
-        self.dir, self.run_desc, self.cfg, self.say, self.verbose = run_dir, run, cfg, say, verbose
-        self.path, self.stop = run_dir / rf.CHECKPOINT, None
-        train_ds, test_ds = datasets
-        if train_ds.name != run["data"]:
-            raise InputError(f"the run was made for data {run['data']!r}, got {train_ds.name!r}")
-        model_rng, self.data_rng = _seeds(cfg.seed)
-        if saved is None:
-            try:
-                self.model = build(run["model"], rng=model_rng)
-            except InputError as e:
-                raise ckpt.CheckpointError(f"{run_dir / rf.CONFIG}: cannot build the model it "
-                                           f"describes: {e}") from None
-            self.history, self.epoch, self.batch, self.partial = [], 0, 0, None
-        else:
-            params, _, meta = saved
-            self.model = ckpt.restore_model(params, meta, self.path, rng=model_rng)
-            prog = meta["progress"]
-            self.history, self.epoch, self.batch = meta["history"], prog["epoch"], prog["batch"]
-            self.partial = prog.get("partial")
-        dtype = np.dtype(getattr(self.model, "dtype", np.float32))
-        self.x = np.ascontiguousarray(train_ds.x, dtype=dtype)                # (N, D)
-        self.x_test = np.ascontiguousarray(rf.eval_x(test_ds, run), dtype=dtype)  # (M, D)
-        for name, x in (("training", self.x), ("test", self.x_test)):
-            if not np.isfinite(x).all():
-                raise NonFiniteError(f"the {name} data contain NaN or infinity")
-        x_dim = getattr(self.model, "x_dim", None)
-        if x_dim is not None and self.x.shape[1] != x_dim:
-            raise InputError(f"the model takes {x_dim} inputs, but {train_ds.name} has "
-                             f"{self.x.shape[1]} pixels per image")
-        self.trainable = bool(self.model.grads)
-        self.opt = _make_optimizer(self.model, cfg) if self.trainable else None
-        if saved is not None:
-            if self.opt is not None:
-                ckpt.restore_optimizer(self.opt, saved[1], self.path)
-            for name, gen in (("model", getattr(self.model, "rng", None)), ("data", self.data_rng)):
-                if gen is not None and saved[2]["rng"].get(name) is not None:
-                    ckpt.set_rng_state(gen, saved[2]["rng"][name], name, self.path)
-        if cfg.warmup and not hasattr(self.model, "kl_weight"):
-            raise InputError(f"warmup applies to models with a KL term (vae), not "
-                             f"{run['model']['model']}")
-        self.saved_at = self._where() if saved is not None else None
-
-    def _where(self):
-        return (f"end of epoch {self.epoch}" if self.batch == 0
-                else f"epoch {self.epoch + 1}, after batch {self.batch}")
-
-    def _save(self, data_state, extra=None):
-        gen = getattr(self.model, "rng", None)
-        meta = {"run": self.run_desc, "history": self.history,
-                "progress": {"epoch": self.epoch, "batch": self.batch, **(extra or {})},
-                "rng": {"model": None if gen is None else gen.bit_generator.state,
-                        "data": data_state}}
-        ckpt.save(self.path, self.model, self.opt, meta)
-        rf.write_metrics(self.dir, self.history)
-        self.saved_at = self._where()
-
-    def _diverged(self, what):
-        kept = (f"the last good checkpoint ({self.saved_at}) is kept in {self.dir}"
-                if self.saved_at else f"no checkpoint had been saved yet in {self.dir}")
-        raise TrainingDiverged(
-            f"training diverged: {what}; {kept}, nothing was saved after it. Try a lower "
-            f"learning rate (e.g. --lr {self.cfg.lr / 10:g}), check that the data lie in "
-            f"[0, 1], or a KL warm-up (--warmup 10); then `minivae train --resume --out "
-            f"{self.dir} --lr ...`")
-
-    def run(self):
-        rf.write_metrics(self.dir, self.history)       # repair a file a crash left behind
-        if not self.trainable:
-            return self._fit()
-        cfg, N = self.cfg, len(self.x)
-        nb = -(-N // cfg.batch_size)                   # batches per epoch
-        if self.batch >= nb:
-            raise ckpt.CheckpointError(f"{self.path}: it stopped after batch {self.batch} of an "
-                                       f"epoch that has {nb} batches; not from this run?")
-        try:
-            while self.epoch < cfg.epochs:
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    self._epoch(nb)                    # non-finite values are caught below
-                if self.stop.requested and self.epoch < cfg.epochs:
-                    raise self._stopped("saved")
-        except TrainingInterrupted:
-            raise
-        except KeyboardInterrupt:                      # a second Ctrl-C, or no handler
-            raise self._stopped("at once") from None
-        return self.history
-
-    def _stopped(self, how):
-        """The TrainingInterrupted to raise, saying what was kept and how to go on."""
-        if how == "saved":
-            kept = f"stopped and saved a checkpoint ({self.saved_at}) in {self.dir}"
-        elif self.saved_at:
-            kept = f"stopped at once; the last checkpoint ({self.saved_at}) is kept in {self.dir}"
-        else:
-            kept = f"stopped at once; no checkpoint was saved yet in {self.dir}"
-        return TrainingInterrupted(f"{kept}; continue with `minivae train --resume --out "
-                                   f"{self.dir}`", self.stop.requested or signal.SIGINT)
-
-    def _epoch(self, nb):
-        cfg, model, e = self.cfg, self.model, self.epoch
-        start_state = self.data_rng.bit_generator.state       # this epoch's draws start here
-        sums = dict(self.partial["sums"]) if self.partial else {}
-        seconds = self.partial["seconds"] if self.partial else 0.0
-        t0 = time.perf_counter()
-        x = self.x
-        if cfg.binarize == "dynamic":
-            x = data.dynamic_binarize(x, self.data_rng)                # (N, D) of 0/1
-        order = self.data_rng.permutation(len(x))                 # (N,)
-        bar = tqdm(total=nb, initial=self.batch, desc=f"epoch {e + 1}/{cfg.epochs}",
-                   unit="batch", leave=False, file=sys.stderr,
-                   disable=None if self.verbose else True,   # None: only on a terminal
-                   dynamic_ncols=True)
-        try:
-            for b in range(self.batch, nb):
-                xb = x[order[b * cfg.batch_size:(b + 1) * cfg.batch_size]]    # (B, D)
-                if cfg.warmup:
-                    model.kl_weight = min(1.0, (e * nb + b + 1) / (cfg.warmup * nb))
-                model.zero_grad()
-                where = f"at epoch {e + 1}, batch {b + 1}"
-                try:
-                    loss = model.loss(xb)
-                    if not math.isfinite(loss):
-                        self._diverged(f"the loss became {loss} {where}")
-                    model.backward()
-                    self.opt.step(model.grads)
-                except NonFiniteError as err:         # a layer, loss or gradient overflowed
-                    self._diverged(f"a NaN or infinity appeared inside the model {where} ({err})")
-                _add(sums, model, loss, len(xb))
-                bar.update(1)
-                if b % 10 == 0:
-                    n = min((b + 1) * cfg.batch_size, len(x))
-                    bar.set_postfix({k: f"{v / n:.4g}" for k, v in sums.items()}, refresh=False)
-                if self.stop.requested and b + 1 < nb:
-                    if not _finite(model):
-                        self._diverged(f"the parameters became NaN or infinite {where}")
-                    self.batch = b + 1
-                    partial = {"sums": sums, "seconds": seconds + time.perf_counter() - t0}
-                    self._save(start_state, {"partial": partial})
-                    raise self._stopped("saved")
-        finally:
-            bar.close()
-        row = {"epoch": e + 1, **{f"train_{k}": v / len(x) for k, v in sums.items()}}
-        if not _finite(model):
-            self._diverged(f"the parameters became NaN or infinite in epoch {e + 1}")
-        with _evaluation_mode(model, cfg.seed, e + 1):
-            row.update(_mean_terms(model, self.x_test, "test_"))
-        if not math.isfinite(row["test_loss"]):
-            self._diverged(f"the test loss became {row['test_loss']} after epoch {e + 1}")
-        row.update(kl_weight=float(getattr(model, "kl_weight", 1.0)), lr=cfg.lr,
-                   epoch_seconds=seconds + time.perf_counter() - t0)
-        self.history = self.history + [row]
-        self.epoch, self.batch, self.partial = e + 1, 0, None
-        self._save(self.data_rng.bit_generator.state)
-        self.say(_summary(row, cfg.epochs))
-
-    def _fit(self):
-        """Closed-form models (PCA): fit once on the training set, record one row, save."""
-        if self.epoch >= 1:
-            return self.history
-        t0 = time.perf_counter()
-        self.model.fit(self.x)
-        row = {"epoch": 1, **_mean_terms(self.model, self.x, "train_"),
-               **_mean_terms(self.model, self.x_test, "test_"),
-               "epoch_seconds": time.perf_counter() - t0}
-        self.run_desc = {**self.run_desc, "model": self.model.config()}
-        self.history, self.epoch = [row], 1
-        self._save(self.data_rng.bit_generator.state)
-        self.say(_summary(row, 1))
-        return self.history
 
 
 def _summary(row, epochs):

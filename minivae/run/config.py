@@ -1,0 +1,169 @@
+"""The settings of a run, each default written once.
+
+    TrainConfig     how a model is trained (saved in config.json beside the model's config)
+    ModelSettings   what `minivae train` builds, in the words of its flags
+    BY_DATA         the defaults that depend on the data set
+    RULES           what each setting may be
+
+`minivae train`'s flags are made from these: --batch-size from the field batch_size, its help
+from the comment beside the field, its default from the field's value (and BY_DATA), its
+range or choices from RULES. A comment continues on the lines below it that hold only a comment.
+"""
+
+import argparse
+import inspect
+import math
+import re
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from minivae.errors import InputError
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained: minivae.train.fit's arguments, and what wraps it."""
+
+    epochs: int = 20            # passes over the training set; with --resume, the new total
+    batch_size: int = 128       # examples per gradient step (an epoch's last may be smaller)
+    lr: float = 1e-3            # learning rate; may change with --resume
+    optimizer: str = "adam"     # adam, or sgd with momentum
+    momentum: float = 0.9       # sgd's momentum
+    seed: int = 0               # seeds all randomness: the model's and the data's generators
+    warmup: int = 0             # raise the KL weight from 0 to 1 over the first N epochs (vae;
+                                # 0: none)
+    binarize: str = "none"      # dynamic: train on x ~ Bernoulli(x), redrawn each epoch
+                                # (grey-level MNIST)
+
+    def check(self):
+        """Raise InputError naming the first setting out of range; returns self."""
+        for f in fields(self):
+            RULES[f.name].check(f.name, getattr(self, f.name))
+        return self
+
+    @classmethod
+    def from_dict(cls, d):
+        """The TrainConfig a dict (config.json's "train") describes, checked."""
+        if not isinstance(d, dict):
+            raise InputError(f"the training settings must be a dict, got {type(d).__name__}")
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise InputError(f"unknown training settings {sorted(map(str, unknown))}")
+        return cls(**d).check()
+
+
+@dataclass
+class ModelSettings:
+    """What `minivae train` builds, and on which data (cli/train.py makes the model config)."""
+
+    model: str = "vae"              # the model: vae, ae, dae (denoising), linear-ae or pca
+    data: str = "sprites"           # the data set (`minivae data list`); sprites is generated
+    hidden: tuple = (400,)          # hidden layer sizes of the encoder (the decoder mirrors
+                                    # them), e.g. --hidden 512 256
+    latent: int = 20                # latent dimensions (pca: components)
+    likelihood: str = "bernoulli"   # p(x|z): bernoulli for x in [0, 1]; gaussian (fixed sigma;
+                                    # squared error for ae/dae); gaussian-learned (vae only)
+    beta: float = 1.0               # weight of the KL term (beta-VAE)
+    noise: str = "gaussian"         # dae's corruption: gaussian noise, or masking pixels
+    noise_level: float = 0.3        # dae: std of the gaussian noise, or probability of masking
+
+
+# The defaults that depend on the data set, over those above (of either class). sprites' make
+# `minivae train` a ~1-minute run on 2 cores.
+BY_DATA = {"sprites": {"hidden": (512,), "latent": 10, "epochs": 30}}
+
+
+def defaults(data):
+    """{setting: default} of both classes for data set ``data``."""
+    return {**asdict(ModelSettings()), **asdict(TrainConfig()), **BY_DATA.get(data, {})}
+
+
+# ---- what a setting may be ----
+
+@dataclass(frozen=True)
+class Number:
+    """A finite int (or float) >= lo (> lo if lo_open), and <= hi (< hi if hi_open)."""
+
+    kind: type
+    lo: float = None
+    hi: float = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def words(self):
+        """'an integer >= 1', 'a finite number >= 0 and < 1', ..."""
+        bounds = [f"{'>' if self.lo_open else '>='} {self.lo}"] if self.lo is not None else []
+        bounds += [f"{'<' if self.hi_open else '<='} {self.hi}"] if self.hi is not None else []
+        what = "an integer" if self.kind is int else "a finite number"
+        return " ".join([what, " and ".join(bounds)]) if bounds else what
+
+    def ok(self, v):
+        kinds = (int, np.integer) if self.kind is int else (int, float, np.integer, np.floating)
+        if isinstance(v, bool) or not isinstance(v, kinds) or not math.isfinite(v):
+            return False
+        lo, hi = self.lo, self.hi
+        return ((lo is None or (v > lo if self.lo_open else v >= lo))
+                and (hi is None or (v < hi if self.hi_open else v <= hi)))
+
+    def check(self, name, v):
+        """InputError unless ``v`` fits: 'epochs must be a positive integer, got 0'."""
+        if not self.ok(v):
+            words = PLAIN.get(self.words(), self.words())
+            raise InputError(f"{name} must be {words}, got {v!r}")
+
+    def parse(self, text):
+        """An argparse ``type``: the number ``text`` says, or ArgumentTypeError."""
+        try:
+            v = self.kind(text)
+        except ValueError:
+            what = "an integer" if self.kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not self.ok(v):
+            raise argparse.ArgumentTypeError(f"expected {self.words()}, got {text}")
+        return v
+
+
+PLAIN = {"an integer >= 1": "a positive integer", "a finite number > 0": "a positive number"}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of ``choices``."""
+
+    choices: tuple
+
+    def check(self, name, v):
+        if v not in self.choices:
+            raise InputError(f"{name} must be one of {self.choices}, got {v!r}")
+
+
+COUNT, INDEX = Number(int, 1), Number(int, 0)
+RULES = {
+    "epochs": COUNT, "batch_size": COUNT, "lr": Number(float, 0, lo_open=True),
+    "optimizer": Choice(("adam", "sgd")), "momentum": Number(float, 0, 1, hi_open=True),
+    "seed": INDEX, "warmup": INDEX, "binarize": Choice(("none", "dynamic")),
+    "hidden": COUNT, "latent": COUNT, "beta": Number(float, 0), "noise_level": Number(float, 0),
+    "likelihood": Choice(("bernoulli", "gaussian", "gaussian-learned")),
+    "noise": Choice(("gaussian", "masking")),
+}   # model and data: one of minivae.models.MODELS, minivae.data.DATASETS
+
+
+def comments(cls):
+    """{field: the comment beside it} in the source of the dataclass ``cls`` (the flags' help)."""
+    try:
+        lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):                  # no source (a frozen build): no help text
+        return {}
+    out, name = {}, None
+    for line in lines:
+        field_line = re.match(r"\s+(\w+): [^#]+#\s?(.*)$", line)
+        more = re.match(r"\s+#\s?(.*)$", line)
+        if field_line:
+            name = field_line[1]
+            out[name] = field_line[2].strip()
+        elif more and name:
+            out[name] += " " + more[1].strip()
+        else:
+            name = None
+    return out
