@@ -1,15 +1,17 @@
 """The least a VAE training step can do in Python: how close to sgemm a step can come here.
 
-minivae's training step goes through layers: each one checks its input, allocates its output
-and its dW, and adds dW into grads (after zero_grad filled them with zeros), and Adam checks
-every gradient for NaN before it changes a parameter. ``FlatStep`` is the same step with all
-of that taken out, written flat for the classic VAE (one hidden layer, ReLU, Bernoulli, the
-stock sampler):
+minivae's training step goes through the model and its layers: the model checks the batch
+once, each layer allocates its output and its dW and adds dW into grads (after zero_grad
+filled them with zeros), the losses check their per-example values, and Adam checks every
+gradient before it changes a parameter. ``FlatStep`` is the same step with all of that taken
+out, written flat for the classic VAE (one hidden layer, ReLU, Bernoulli, the stock sampler):
 
     buffers     every activation and gradient preallocated once for the batch size
     products    the 11 matrix products, each np.matmul(..., out=) straight into its buffer
-    kernels     minivae's own fused kernels (bias + activation, sample + KL, loss + gradient,
-                activation backward + bias gradient) and Adam's update, in place
+    kernels     minivae's own fused kernels (bias + activation, loss + gradient, activation
+                backward + bias gradient) and Adam's update, in place; and one minivae does
+                not have: the sampler fused with the KL (``benchmarks/fused_reparam.py``),
+                where the library runs its Reparameterize layer and ``losses.gaussian_kl``
     left out    input checks, zero_grad, temporaries, the finiteness checks
 
 It computes what ``model.loss(x, eps); model.backward(); opt.step(model.grads)`` computes
@@ -24,10 +26,10 @@ Not part of minivae: it trades every check a user relies on for speed.
 
 import numpy as np
 
+from benchmarks import fused_reparam as KR
 from minivae.kernels import activations as KA
 from minivae.kernels import losses as KL
 from minivae.kernels import optim as KO
-from minivae.kernels import reparam as KR
 from minivae.layers import Dense, Linear, Reparameterize
 
 RELU, IDENTITY = KA.CODES["relu"], KA.CODES["identity"]

@@ -1,5 +1,7 @@
-"""GFLOP/s of NumPy's BLAS, minivae's numba kernel and (if installed) PyTorch at the VAE's shapes.
+"""GFLOP/s of NumPy's BLAS, a blocked numba matmul and (if installed) PyTorch at the VAE's shapes.
 
+The experiment behind minivae's layers writing ``x @ W`` (BLAS): the numba kernel is
+``benchmarks/numba_matmul.py``, timed here against BLAS at every product of a VAE step.
 The classic MNIST VAE, 784-400-20-400-784, batch N=128, does these products each step:
 
     forward   y = x @ W         (N, D) @ (D, H)      for (D, H) = (784, 400), (400, 40),
@@ -20,9 +22,8 @@ The threads are set to 2 (--threads) before NumPy is imported; the report starts
 threading setup and the load: a 2-thread call waits for both cores, so on a busy machine
 the numbers mean little.
 
-    python benchmarks/matmul_shapes.py                  # the table
-    python benchmarks/matmul_shapes.py --emit-table     # also the NUMBA_FASTER set for
-                                                        # minivae/kernels/matmul.py
+    python benchmarks/matmul_shapes.py                  # the table, and the shapes (if any)
+                                                        # where numba beat BLAS by --margin
 """
 
 import argparse
@@ -48,8 +49,7 @@ def parse_args():
     p.add_argument("--mode", choices=["processes", "calls"], default="processes",
                    help="calls: alternate backends call by call in one process (pools fight)")
     p.add_argument("--margin", type=float, default=1.10,
-                   help="--emit-table lists a shape when numba is this many times faster")
-    p.add_argument("--emit-table", action="store_true")
+                   help="list a shape as numba's when numba is this many times faster")
     p.add_argument("--worker", help=argparse.SUPPRESS)          # internal: one backend's turn
     return p.parse_args()
 
@@ -62,7 +62,7 @@ import numba
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from minivae.kernels import matmul as mm
+from benchmarks import numba_matmul as mm
 
 LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]   # (D, H) of each dense layer
 
@@ -99,7 +99,9 @@ def call(torch, name, ta, tb, a, b, out):
         at, bt, ot = (torch.from_numpy(v) for v in (a, b, out))   # share memory, no copy
         at, bt = (at.T if ta else at), (bt.T if tb else bt)
         return lambda: torch.mm(at, bt, out=ot)
-    return lambda: mm.matmul(a, b, out, ta, tb, backend=name)
+    kernel, twin = mm.OPS[mm.op_name(ta, tb)]         # a, b in the layout the op takes
+    fn = kernel if name == "numba" else twin
+    return lambda: fn(a, b, out)
 
 
 def load_torch():
@@ -246,11 +248,9 @@ def main():
     for dtype in ARGS.dtype:
         for n in ARGS.batch:
             faster += print_table(dtype, n, names, samples)
-    if ARGS.emit_table:
-        print("\nNUMBA_FASTER = frozenset({")
-        for key in faster:
-            print(f"    {key!r},")
-        print("})")
+    if {"numpy", "numba"} <= set(names):
+        print(f"\nshapes where numba beat BLAS by {ARGS.margin:.2f}x or more: "
+              + (", ".join(map(repr, faster)) if faster else "none"))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Blocked matrix products for a dense layer: out = A @ B, A.T @ B and A @ B.T.
+"""An experiment: a blocked numba matmul against NumPy's BLAS at a dense layer's products.
 
 A dense layer y = x @ W needs three products per step (N batch, D in, H out):
 
@@ -6,9 +6,11 @@ A dense layer y = x @ W needs three products per step (N batch, D in, H out):
     backward   dW = x.T @ dy    (D, N) @ (N, H) -> (D, H)    matmul_tn(x, dy, dW)
                dx = dy @ W.T    (N, H) @ (H, D) -> (N, D)    matmul_nt(dy, W, dx)
 
-Each numba kernel sits beside its NumPy twin (``matmul_nn_np`` ...), one call to
-BLAS, which is its specification. ``matmul`` picks one of the two per shape;
-``layer_product`` is the same choice without the argument checks, for Linear and Dense.
+Each numba kernel sits beside its NumPy twin (``matmul_nn_np`` ...), one call to BLAS,
+which is its specification; ``tests/test_matmul.py`` holds them equal. Not part of minivae:
+minivae's layers write ``x @ W``, ``x.T @ dy`` and ``dy @ W.T`` and NumPy hands them to BLAS,
+because this experiment, timed side by side at every product of a VAE step
+(``benchmarks/matmul_shapes.py``, lesson 10 section 4), found BLAS faster at each of them.
 
 How the numba kernel works.  Row i of out is a weighted sum of the rows of B:
 
@@ -33,18 +35,13 @@ given the view ``a.T``. Operands whose rows are not contiguous are copied first,
 ``out`` may have any strides, and A @ B.T first copies B.T into a C-contiguous
 scratch array (O(K N), against the product's O(M K N)).
 
-Which backend.  ``matmul`` looks the shape up in ``NUMBA_FASTER``, a small table
-of the shapes at which ``benchmarks/matmul_shapes.py`` measured the numba kernel
-faster than NumPy's BLAS (median of interleaved runs); every other shape goes to
-BLAS. A committed table, not a calibration at import, because (1) timings on a
-small shared machine swing by 2x when another process wakes up, so a one-shot
-calibration would pick at random, (2) the first call of a numba kernel compiles
-it, and (3) the two backends round differently, so results would change from
-run to run. Re-measure on new hardware with ``--emit-table`` and paste the
-result below. ``MINIVAE_MATMUL=numpy|numba`` (or ``backend=``) forces a backend.
-"""
+What BLAS does that this kernel does not: it packs the blocks of both operands into
+contiguous buffers in the order its inner kernel reads them, and that inner kernel is
+hand-written assembly with fused multiply-adds (this kernel keeps IEEE rounding: no
+``fastmath``, so no FMA), tuned per processor family.
 
-import os
+    OPS["tn"] -> (matmul_tn, matmul_tn_np): the kernel and its twin for out = a.T @ b
+"""
 
 import numpy as np
 from numba import njit, prange
@@ -52,11 +49,6 @@ from numba import njit, prange
 MB = 32    # rows of out per stripe; stripes are shared out among numba's threads
 KB = 128   # rows of B (values of k) per cache block
 NB = 512   # columns of B and out per cache block: KB * NB * 4 bytes = 256 KB in float32
-
-# (dtype, trans_a, trans_b, M, K, N) where the numba kernel beat BLAS, measured by
-# `python benchmarks/matmul_shapes.py --emit-table` (2 threads, AMD EPYC Zen 3, OpenBLAS 0.3.31).
-NUMBA_FASTER = frozenset({
-})
 
 
 # --- the NumPy twins: the specification -------------------------------------------------
@@ -184,70 +176,15 @@ def matmul_nt(a, b, out):
     return _matmul_blocked(a, bt, out, MB, KB, NB)
 
 
-# --- the dispatcher ---------------------------------------------------------------------
+# --- by name ----------------------------------------------------------------------------
 
-_NUMBA = {(False, False): matmul_nn, (True, False): matmul_tn, (False, True): matmul_nt}
-_NUMPY = {(False, False): matmul_nn_np, (True, False): matmul_tn_np, (False, True): matmul_nt_np}
-
-
-def choose_backend(dtype, trans_a, trans_b, m, k, n):
-    """"numba" or "numpy" for out (m, n) = op(a) (m, k) @ op(b) (k, n); see the module doc."""
-    forced = os.environ.get("MINIVAE_MATMUL", "auto")
-    if forced in ("numpy", "numba"):
-        return forced
-    if forced != "auto":
-        raise ValueError(f"MINIVAE_MATMUL must be auto, numpy or numba, got {forced!r}")
-    if not NUMBA_FASTER:                       # nothing to look up: spare the key
-        return "numpy"
-    key = (np.dtype(dtype).name, bool(trans_a), bool(trans_b), m, k, n)
-    return "numba" if key in NUMBA_FASTER else "numpy"
+# "nn": out = a @ b,  "tn": out = a.T @ b (a (K, M)),  "nt": out = a @ b.T (b (N, K))
+OPS = {"nn": (matmul_nn, matmul_nn_np), "tn": (matmul_tn, matmul_tn_np),
+       "nt": (matmul_nt, matmul_nt_np)}
 
 
-def matmul(a, b, out=None, trans_a=False, trans_b=False, *, backend=None):
-    """out = op(a) @ op(b), op(x) = x.T if asked, with whichever backend is faster here.
-
-    a (M, K) or (K, M) if trans_a; b (K, N) or (N, K) if trans_b -> out (M, N).
-    a and b: 2-D float32 or float64 of one dtype, any strides. out: None (allocated)
-    or a C-contiguous (M, N) array of that dtype sharing no memory with a or b.
-    backend: None (the table, or MINIVAE_MATMUL), "numpy" or "numba".
-    """
-    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
-        raise TypeError("matmul: a and b must be numpy arrays")
-    if a.ndim != 2 or b.ndim != 2:
-        raise ValueError(f"matmul: a and b must be 2-D, got shapes {a.shape} and {b.shape}")
-    if a.dtype != b.dtype or a.dtype not in (np.float32, np.float64):
-        raise TypeError(f"matmul: a and b must both be float32 or both float64, "
-                        f"got {a.dtype} and {b.dtype}")
-    m, k = a.shape[::-1] if trans_a else a.shape
-    k2, n = b.shape[::-1] if trans_b else b.shape
-    if k != k2:
-        raise ValueError(f"matmul: inner sizes differ: op(a) is ({m}, {k}), op(b) is ({k2}, {n})")
-    if out is None:
-        out = np.empty((m, n), dtype=a.dtype)
-    elif not isinstance(out, np.ndarray) or out.shape != (m, n) or out.dtype != a.dtype:
-        raise ValueError(f"matmul: out must be a {a.dtype} array of shape ({m}, {n})")
-    elif not out.flags.c_contiguous:
-        raise ValueError("matmul: out must be C-contiguous")
-    elif np.may_share_memory(out, a) or np.may_share_memory(out, b):
-        raise ValueError("matmul: out must not share memory with a or b")
-    return _product(a, b, out, trans_a, trans_b, (m, k, n), backend)
-
-
-def layer_product(a, b, trans_a=False, trans_b=False):
-    """op(a) @ op(b) for a layer, whose operands are already checked: no argument checks,
-    only the backend choice (the table, or MINIVAE_MATMUL). -> a new (M, N) array."""
-    m, k = a.shape[::-1] if trans_a else a.shape
-    n = b.shape[0] if trans_b else b.shape[1]
-    return _product(a, b, np.empty((m, n), dtype=a.dtype), trans_a, trans_b, (m, k, n))
-
-
-def _product(a, b, out, trans_a, trans_b, mkn, backend=None):
-    """out = op(a) @ op(b) with ``backend``, or the one the table picks for (m, k, n)."""
-    if trans_a and trans_b:                                    # a.T @ b.T: pass the view a.T
-        a, trans_a = a.T, False
-    which = backend or choose_backend(a.dtype, trans_a, trans_b, *mkn)
-    if which == "numba":
-        return _NUMBA[trans_a, trans_b](a, b, out)
-    if which == "numpy":
-        return _NUMPY[trans_a, trans_b](a, b, out)
-    raise ValueError(f"matmul: backend must be None, 'numpy' or 'numba', got {which!r}")
+def op_name(trans_a, trans_b):
+    """"nn", "tn" or "nt" for out = op(a) @ op(b), op(x) = x.T if asked (not both)."""
+    if trans_a and trans_b:
+        raise ValueError("numba_matmul: a.T @ b.T is not one of the layer's products")
+    return "tn" if trans_a else "nt" if trans_b else "nn"

@@ -4,9 +4,10 @@ The model: 784-400-20-400-784 ReLU, Bernoulli likelihood, Adam lr 1e-3, batches 
 seeded random order, float32, the real MNIST training set (60000 = 468 x 128 + 96 rows, so an
 epoch is 469 steps). Contenders:
 
-    minivae        minivae's training loop (what minivae.train does per batch): the first 5
-                   steps timed apart (numba compile or cache load; compile_s is their time
-                   less 5 median steps), then a whole epoch (or --steps steps, extrapolated)
+    minivae        minivae's training loop, minivae.train.fit, each batch timed by a callback
+                   (the gather, the step and fit's bookkeeping): the first 5 steps timed apart
+                   (numba compile or cache load; compile_s is their time less 5 median
+                   steps), then a whole epoch (or --steps steps, extrapolated)
     torch          benchmarks/torch_vae.py, the same model the usual PyTorch way, timed alike
     flat           benchmarks/flat_step.py: the same step with no layers, checks or temporaries
                    (preallocated buffers, products straight into them, the fused kernels and
@@ -152,29 +153,36 @@ def child_train(job):
 
         def run(rows):
             return torch_vae.train_steps(model, opt, xt, rows, B, ARGS.threads)
-    else:
+    elif job == "flat":
         from benchmarks.flat_step import FlatStep
         from minivae.models.vae import VAE
         from minivae.optim import Adam
         model = VAE(784, (400,), 20, rng=ARGS.seed)              # float32, bernoulli, relu
         opt = Adam(model.params, lr=1e-3)
-        flat = FlatStep(model, opt, B) if job == "flat" else None
-
-        def one_step(xb):
-            if flat is not None:                                 # a new one for the last 96 rows
-                return (flat if len(xb) == B else FlatStep(model, opt, len(xb)))(xb)
-            model.zero_grad()
-            model.loss(xb)
-            model.backward()
-            opt.step(model.grads)
+        flat = FlatStep(model, opt, B)
 
         def run(rows):
             times = []
             for start in range(0, len(rows), B):
                 t0 = time.perf_counter()
-                one_step(x[rows[start:start + B]])               # (B, 784) gather, one step
+                xb = x[rows[start:start + B]]                    # (B, 784) gather, one step
+                (flat if len(xb) == B else FlatStep(model, opt, len(xb)))(xb)   # last 96 rows
                 times.append(time.perf_counter() - t0)
             return times
+    else:                                                        # minivae, -nojit, -cold
+        from minivae.models.vae import VAE
+        from minivae.optim import Adam
+        from minivae.train import fit
+        model = VAE(784, (400,), 20, rng=ARGS.seed)              # float32, bernoulli, relu
+        opt = Adam(model.params, lr=1e-3)
+
+        def run(rows, between=None, optimizer=opt):
+            """minivae.train.fit, one epoch over x[rows] (x itself for a whole epoch: fit
+            shuffles it), each batch timed by a callback."""
+            timer = StepTimer(between)
+            fit(model, x if len(rows) == len(x) else x[rows], optimizer, epochs=1,
+                batch_size=B, rng=ARGS.seed, callbacks=[timer])
+            return timer.times
     nojit = job == "minivae-nojit"
     first = run(order[:(1 if nojit else FIRST) * B])             # compile / cache load / warm-up
     if job == "minivae-cold":                                    # an empty numba cache: compile
@@ -187,13 +195,31 @@ def child_train(job):
               "compile_s": None if nojit else sum(first) - len(first) * step_s,
               "peak_rss_mib": peak_rss_mib()}
     if job in ("minivae", "flat"):                               # after the clock
-        result["in_turn"] = in_turn(one_step, x, order)
+        result["in_turn"] = in_turn(run, order)
     if job == "minivae":                                         # where a step goes
-        result["split"] = split_step(model, opt, x, order[:BREAKDOWN * B])
+        result["split"] = split_step(opt, run, order[:BREAKDOWN * B])
     return result
 
 
-def in_turn(one_step, x, order):
+class StepTimer:
+    """A fit callback: the seconds of each batch, from the end of the one before (the first
+    from the start of the epoch): the gather, the step and fit's bookkeeping, as fit runs them.
+    ``between()``, if given, runs after a batch's clock stops and before the next one starts."""
+
+    def __init__(self, between=None):
+        self.times, self.between = [], between
+
+    def epoch_begin(self, p):
+        self.t0 = time.perf_counter()
+
+    def batch_end(self, p):
+        self.times.append(time.perf_counter() - self.t0)
+        if self.between is not None:
+            self.between()
+        self.t0 = time.perf_counter()
+
+
+def in_turn(run, order):
     """Steps and the sgemm reference taken in turn inside this process, in blocks of
     IN_TURN_STEPS, so that both see the same moment of the machine: median seconds of a step
     and of the 11 products called one after another as a step calls them."""
@@ -201,10 +227,7 @@ def in_turn(one_step, x, order):
     calls = product_operands(np.random.default_rng(0))
     steps, sgemm = [], []
     for block in range(IN_TURN_BLOCKS):
-        for i in range(block * IN_TURN_STEPS, (block + 1) * IN_TURN_STEPS):
-            t0 = time.perf_counter()
-            one_step(x[order[i * B:(i + 1) * B]])
-            steps.append(time.perf_counter() - t0)
+        steps += run(order[block * IN_TURN_STEPS * B:(block + 1) * IN_TURN_STEPS * B])
         for _ in range(IN_TURN_STEPS):
             t0 = time.perf_counter()
             for a, b, out in calls:
@@ -213,35 +236,30 @@ def in_turn(one_step, x, order):
     return {"step_s": median(steps), "sgemm_s": median(sgemm)}
 
 
-def split_step(model, opt, x, rows):
-    """Mean seconds per step in the layers' matrix products, in Adam, and in the rest,
-    over more steps timed apart (a stopwatch around each product costs ~1 us)."""
-    from minivae.layers import dense, linear
-    spent = {"products": 0.0, "optimizer": 0.0, "step": 0.0}
-    real = linear.layer_product
+def split_step(opt, run, rows):
+    """Mean seconds per step of fit over ``rows``, in Adam, in the matrix products, and in the
+    rest. Adam is timed inside the step (fit gets a wrapper around opt.step). The products
+    cannot be: the layers write ``x @ W``, which no stopwatch can wrap without editing them,
+    so after each step (off its clock) the same 11 products are timed as the layers write
+    them (``a @ b``, a new array each, on operands of the step's shapes and layouts)."""
+    import numpy as np
+    calls = product_operands(np.random.default_rng(0))
+    spent = {"products": 0.0, "optimizer": 0.0}
 
-    def timed(*args, **kw):
-        t0 = time.perf_counter()
-        out = real(*args, **kw)
-        spent["products"] += time.perf_counter() - t0
-        return out
-    linear.layer_product = dense.layer_product = timed
-    try:
-        for start in range(0, len(rows), B):
+    class TimedAdam:
+        def step(self, grads):
             t0 = time.perf_counter()
-            xb = x[rows[start:start + B]]
-            model.zero_grad()
-            model.loss(xb)
-            model.backward()
-            t1 = time.perf_counter()
-            opt.step(model.grads)
-            t2 = time.perf_counter()
-            spent["optimizer"] += t2 - t1
-            spent["step"] += t2 - t0
-    finally:
-        linear.layer_product = dense.layer_product = real
-    n = len(rows) // B
-    out = {k: v / n for k, v in spent.items()}
+            opt.step(grads)
+            spent["optimizer"] += time.perf_counter() - t0
+
+    def products():
+        t0 = time.perf_counter()
+        for a, b, _ in calls:
+            a @ b                                               # (M, N), a new array
+        spent["products"] += time.perf_counter() - t0
+    times = run(rows, between=products, optimizer=TimedAdam())
+    n = len(times)
+    out = {"step": sum(times) / n, **{k: v / n for k, v in spent.items()}}
     out["rest"] = out["step"] - out["products"] - out["optimizer"]
     return out
 
@@ -400,9 +418,10 @@ def train_table(samples):
         s["minivae"]["split"] = sp
         alone = f" (the same products timed alone: {s['sgemm']['step_s'] * 1e3:.2f} ms)" \
             if rate else ""
-        print(f"minivae's step split ({BREAKDOWN} more steps, medians over rounds): "
-              f"{sp['step'] * 1e3:.2f} ms = matrix products {sp['products'] * 1e3:.2f}{alone}"
-              f" + Adam {sp['optimizer'] * 1e3:.2f} + the rest {sp['rest'] * 1e3:.2f}")
+        print(f"minivae's step split ({BREAKDOWN} more steps of fit, medians over rounds): "
+              f"{sp['step'] * 1e3:.2f} ms = matrix products {sp['products'] * 1e3:.2f} (timed "
+              f"between steps, as the layers write them){alone} + Adam "
+              f"{sp['optimizer'] * 1e3:.2f} + the rest {sp['rest'] * 1e3:.2f}")
     if {"minivae", "torch"} <= set(s):
         print(f"epoch minivae/torch {s['minivae']['epoch_s'] / s['torch']['epoch_s']:.3f}")
     if {"minivae", "minivae-nojit"} <= set(s):

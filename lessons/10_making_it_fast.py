@@ -19,7 +19,11 @@
 # This lesson takes that apart. One dense layer, $y = \mathrm{relu}(xW + b)$, forward and
 # backward, written four ways: pure Python loops, array-at-a-time NumPy, numba kernels, and
 # BLAS through NumPy's `@`; plus minivae's own `Dense`, which mixes the last two. Each way is
-# checked equal to the others before a single timer starts.
+# checked equal to the others before a single timer starts. The measurements explain how
+# minivae is built: its layers write their products with `@` and leave them to BLAS, and its
+# numba kernels fuse the elementwise work *inside* the pieces whose formulas they implement
+# (the bias and activation of `Dense`, the Bernoulli loss, Adam's update), never as a path
+# around them.
 #
 # You will see:
 #
@@ -28,14 +32,14 @@
 # 2. the layer four ways, checked equal;
 # 3. the four timed at the VAE's shapes, in milliseconds and GFLOP/s;
 # 4. why matrix products belong to BLAS: a hand-blocked numba matmul against BLAS, product by
-#    product;
+#    product (the experiment in `benchmarks/numba_matmul.py`, kept beside minivae, not in it);
 # 5. why elementwise work belongs to fused numba kernels: one pass over memory instead of
 #    several temporaries; and what else a fused loop needs before the compiler runs it 8 floats
 #    at a time: numba's `error_model="numpy"` for divisions, arithmetic instead of calls to the
 #    C maths library (minivae's `fastexp` polynomials for exp and log1p), no early exits;
 # 6. where the time of a whole VAE training step goes, how many FLOPs it does (11 products: the
-#    first layer skips the gradient with respect to the images), and what fraction of the
-#    machine's matmul rate it reaches;
+#    first layer skips the gradient with respect to the images), what fraction of the
+#    machine's matmul rate it reaches, and what a fused path around a layer would save;
 # 7. how `benchmarks/vae_speed.py` compares minivae with PyTorch, and how to read its figures.
 
 # %%
@@ -43,6 +47,7 @@ import ctypes
 import glob
 import json
 import os
+import sys
 import time
 import tracemalloc
 from functools import partial
@@ -52,17 +57,21 @@ import numba
 import numpy as np
 from numba import njit
 
-from minivae import data
+from minivae import data, losses
 from minivae.gradcheck import rel_error
 from minivae.kernels import activations as A
 from minivae.kernels import fastexp as FE
 from minivae.kernels import losses as LK
-from minivae.kernels import matmul as mm  # the numba blocked matmul and its twins
-from minivae.kernels import reparam as KR
 from minivae.kernels.checks import all_finite
 from minivae.layers import Dense
 from minivae.models.vae import VAE
 from minivae.optim import Adam
+from minivae.train import fit
+
+# benchmarks/ holds experiments kept beside minivae, not part of it. A lesson runs in lessons/:
+sys.path.insert(0, os.path.abspath(".."))    # the repository's root, where benchmarks/ is
+from benchmarks import fused_reparam as KR   # the sampler fused with the KL (section 6)
+from benchmarks import numba_matmul as mm    # a blocked numba matmul (section 4)
 
 FAST = os.environ.get("MINIVAE_FAST") == "1"   # small and quick (the tests); full size otherwise
 REPEATS = 5 if FAST else 31                    # timed calls of each function; we keep the median
@@ -211,7 +220,8 @@ set_threads(THREADS)
 #    innermost loop.
 # 2. **NumPy, array at a time, no BLAS**: each product as a sum of outer products, a Python
 #    loop over one index with a whole-array NumPy operation inside.
-# 3. **numba**: minivae's blocked matmul kernels, and its fused bias + ReLU kernels.
+# 3. **numba**: a blocked numba matmul (`benchmarks/numba_matmul.py`, section 4), and
+#    minivae's fused bias + ReLU kernels.
 # 4. **BLAS via `@`**: the textbook NumPy code, `np.maximum(x @ W + b, 0)`.
 # 5. and **`minivae.layers.Dense`**: `@` for the products, the fused kernels for the rest.
 
@@ -250,7 +260,7 @@ def dense_numpy(x, W, b, dy):
 
 
 def dense_numba(x, W, b, dy):
-    """minivae's numba kernels only: blocked matmuls, fused bias + ReLU and its backward."""
+    """numba only: the experiment's blocked matmuls, minivae's fused bias + ReLU and backward."""
     y = mm.matmul_nn(x, W, np.empty((x.shape[0], W.shape[1]), x.dtype))   # (N, H) x @ W
     A.bias_act_forward(y, b, A.RELU, 0.0, y)             # relu(. + b), in place, one pass
     db = np.zeros_like(b)
@@ -421,12 +431,15 @@ plt.show()
 # * **tuning**: OpenBLAS and its ancestor GotoBLAS carry hand-written assembly kernels, block
 #   sizes and prefetch distances for each processor family, refined since the 1990s.
 #
-# minivae's numba kernel (`minivae/kernels/matmul.py`) does a plain version of the first three:
+# The numba kernel of `benchmarks/numba_matmul.py` does a plain version of the first three:
 # 4 rows x 2 values of $k$ in registers, $W$ in blocks of 128 x 512, SIMD along the rows that
 # LLVM generates on its own. Without `fastmath` (minivae's gradients are checked, so its kernels
-# keep exact IEEE rounding), LLVM may not fuse a multiply and an add into one FMA, which by
-# itself halves the peak. Here are the two, product by product, for every product of a VAE
-# training step, measured side by side, with a large square product for the machine's top rate.
+# keep exact IEEE rounding, and so does this one), LLVM may not fuse a multiply and an add into
+# one FMA, which by itself halves the peak. It is an experiment, kept in `benchmarks/` beside
+# minivae with a test that holds it equal to BLAS's answer (`tests/test_matmul.py`), so that
+# the question it answers can be asked again on another machine. Here are the two, product by
+# product, for every product of a VAE training step, measured side by side, with a large
+# square product for the machine's top rate.
 # A step has 11 products, not 12: the VAE's first layer is built with `input_grad=False`, since
 # its input is the data, and skips $dx = da\,W^\top$, the gradient with respect to the images
 # (a $(128, 400) \times (400, 784)$ product, 16 % of the step's FLOPs, that was computed and
@@ -451,8 +464,9 @@ def time_product(label, ta, tb, sa, sb):
     op_a, op_b = (a.T if ta else a), (b.T if tb else b)
     out_blas = np.empty((op_a.shape[0], op_b.shape[1]), np.float32)
     out_numba = np.empty_like(out_blas)
+    kernel, _ = mm.OPS[mm.op_name(ta, tb)]              # a, b as stored: (K, M) for x.T @ da
     fns = {"BLAS": lambda: np.matmul(op_a, op_b, out=out_blas),
-           "numba": lambda: mm.matmul(a, b, out_numba, ta, tb, backend="numba")}
+           "numba": lambda: kernel(a, b, out_numba)}
     for fn in fns.values():                             # check first, then time
         fn()
     ref = op_a.astype(np.float64) @ op_b
@@ -476,11 +490,13 @@ step_mm = mm_rows[:-1]
 step_flops = sum(r[1] for r in step_mm)                                   # FLOPs of a step
 BLAS_RATE = step_flops / sum(r[2] for r in step_mm)                       # FLOP/s at our shapes
 TOP_RATE = mm_rows[-1][1] / mm_rows[-1][2]                                # a big square product
+NUMBA_RATE = step_flops / sum(r[3] for r in step_mm)
 print(f"all 11 products of a step: BLAS {BLAS_RATE / 1e9:.1f} GFLOP/s, numba "
-      f"{step_flops / sum(r[3] for r in step_mm) / 1e9:.1f} GFLOP/s;  square {BIG}: BLAS "
-      f"{TOP_RATE / 1e9:.1f} GFLOP/s (one thread)")
-print("shapes for which minivae.kernels.matmul's committed table picks numba over BLAS:",
-      sorted(mm.NUMBA_FASTER) or "none")
+      f"{NUMBA_RATE / 1e9:.1f} GFLOP/s;  square {BIG}: BLAS {TOP_RATE / 1e9:.1f} GFLOP/s "
+      "(one thread)")
+print("products of a step where numba beat BLAS here:",
+      [label for label, _, t_b, t_n in step_mm if t_n < t_b] or "none")
+assert NUMBA_RATE < BLAS_RATE         # over a whole step, BLAS wins: why the layers write @
 
 # %%
 fig, ax = plt.subplots(figsize=(11, 4))
@@ -499,12 +515,15 @@ plt.show()
 # shape. A hundred lines of blocked numba get within a small factor of BLAS; that factor is
 # what packing, FMA kernels written in assembly and decades of tuning buy. Products with a
 # side of 20 or 40 give each number loaded less work, and a call's fixed cost counts for
-# more, so both backends tend to run below their rate on the big ones. This is why minivae's
-# layers take their products through `minivae.kernels.matmul.layer_product(a, b, trans_a,
-# trans_b)`, which sends a shape to numba only where a benchmark
-# (`benchmarks/matmul_shapes.py`), run side by side on the target machine, measured numba
-# faster: the `NUMBA_FASTER` table printed above. Where it is empty, as it is in this
-# checkout, every product is BLAS's: `x @ W`, `x.T @ da`, `da @ W.T`.
+# more, so both backends tend to run below their rate on the big ones.
+#
+# This is why minivae's layers write their products as the formulas do, `x @ W`, `x.T @ da`
+# and `da @ W.T`, and let NumPy hand them to BLAS. minivae once sent every product through a
+# dispatch table that could pick this numba kernel shape by shape, wherever a side-by-side
+# benchmark measured it faster; at every product of a VAE step the table stayed empty, so it
+# cost a reader an indirection and bought nothing. `benchmarks/matmul_shapes.py` reruns the
+# comparison with 2 threads and PyTorch beside them; if it ever finds numba ahead on your
+# machine, it says so.
 #
 # ## 5. Elementwise work belongs to fused kernels
 #
@@ -763,8 +782,9 @@ print("median CPU time, (128, 784):  "
 # /checks.py`) uses an identity instead: $x \cdot 0$ is $0$ for every finite $x$ and NaN for
 # NaN and $\pm\infty$, so the sum of $x \cdot 0$ is $0$ exactly when every entry is finite. Its
 # only fast-math flag is `reassoc`, which lets the sum be added in 8 lanes (in any order, a sum
-# of zeros is zero and a NaN stays a NaN). Every layer runs it on its inputs, so it is part
-# of the "checks" bar of section 6:
+# of zeros is zero and a NaN stays a NaN). The model runs it on each batch it is handed, the
+# losses on their per-example values and Adam on every gradient, so it is part of the "checks"
+# bar of section 6 (the layers inside a model do not re-scan what the layer before them made):
 
 # %%
 @njit(error_model="numpy")
@@ -797,17 +817,18 @@ print(f"all finite? {x_fin.size:,} float32, median CPU time:  "
 #
 # ## 6. Where the time of a VAE training step goes
 #
-# minivae's VAE at its classic sizes, 784 - 400 - 20 - 400 - 784 (Bernoulli likelihood,
-# Adam), on a batch of 128 MNIST images. To split a step's time, we write the step out flat:
-# the layers' parameters, the same kernels in the library's order (`VAE.loss` then
-# `VAE.backward`), with a stopwatch around each operation and without the library's input
-# checks. It mirrors the library in the details that matter for speed: the products are
-# `x @ W`, `x.T @ da` and `da @ W.T`, which is what `layer_product` computes while its
-# `NUMBA_FASTER` table is empty (section 4); the first layer, built with `input_grad=False`,
-# skips its $dx$; and the loss's gradient is scaled by $1/N$ in place, `dout *= 1.0 / n`, as
-# `VAE.loss` does, instead of making a new array. First we check that it computes the
-# library's loss and gradients (to float32 rounding; in fact exactly, since it runs the same
-# operations).
+# minivae's VAE (`minivae.models.VAE`) at its classic sizes, 784 - 400 - 20 - 400 - 784
+# (Bernoulli likelihood, Adam), on a batch of 128 MNIST images. `VAE.loss` runs the ELBO in the
+# order it is written: encoder, the `Reparameterize` layer, decoder, `losses.bernoulli_nll`,
+# `losses.gaussian_kl`; `VAE.backward` runs the same graph in reverse. The products are inside
+# the layers, so to split a step's time we write the step out flat: the layers' parameters,
+# the same operations in the library's order, with a stopwatch around each and without the
+# library's checks. It mirrors the library in the details that matter for speed: the products
+# are `x @ W`, `x.T @ da` and `da @ W.T`, as the layers write them; the first layer, built with
+# `input_grad=False`, skips its $dx$; the sampler and the KL are the NumPy lines of
+# `Reparameterize` and `gaussian_kl`; and the loss's gradient is scaled by $1/N$ as
+# `VAE.backward` does, `dout / N`. First we check that it computes the library's loss and
+# gradients (to float32 rounding; in fact exactly, since it runs the same operations).
 
 # %%
 class Stopwatch:
@@ -830,7 +851,7 @@ class Stopwatch:
 def layer_forward(layer, x, sw):
     """Dense or Linear forward, as the library does it.   x (N, D) -> y (N, H)."""
     with sw("matmul"):
-        a = x @ layer.params["W"]                            # (N, H); what layer_product does
+        a = x @ layer.params["W"]                            # (N, H), as the layer writes it
     with sw("elementwise"):
         if isinstance(layer, Dense):
             return A.bias_act_forward(a, layer.params["b"], layer.kind, layer.slope, a)
@@ -861,36 +882,42 @@ def layer_backward(layer, x, y, dy, sw):
 def loss_and_grads_timed(vae, x, eps, sw):
     """vae.loss(x, eps) then vae.backward(), written out flat, each operation timed.
 
-    The same kernels in the same order as the library, without its input checks.
+    The same operations in the same order as the library, without its checks.
     """
-    n, z_dim = x.shape[0], vae.z_dim
+    n, Z = x.shape[0], vae.z_dim
     inputs, outputs, h = [], [], x
     for layer in vae.encoder.layers:
         inputs.append(h)
         h = layer_forward(layer, h, sw)
         outputs.append(h)
-    with sw("elementwise"):                                  # the sample and the KL, fused
-        hz = h                                                         # (N, 2Z) = [mu | logvar]
+    with sw("elementwise"):                     # Reparameterize.forward, losses.gaussian_kl
+        mu, logvar = h[:, :Z], h[:, Z:]                                # (N, Z) views of h
         if eps is None:
-            eps = vae.reparam.rng.standard_normal((n, z_dim), dtype=hz.dtype)        # (N, Z)
-        h, std, kl = np.empty_like(eps), np.empty_like(eps), np.empty(n, hz.dtype)
-        KR.reparam_kl_forward(hz, eps, h, std, kl)                     # z (N, Z), kl (N,)
+            eps = vae.reparam.rng.standard_normal(mu.shape, dtype=mu.dtype)         # (N, Z)
+        std = np.exp(0.5 * logvar)                                     # (N, Z)
+        h = mu + std * eps                                             # z (N, Z)
+        var = np.exp(logvar)                                           # (N, Z)
+        kl = 0.5 * (mu * mu + var - 1 - logvar).sum(axis=1, dtype=np.float64)   # (N,)
+        kl, dmu_kl, dlogvar_kl = kl.astype(mu.dtype), mu.copy(), 0.5 * (var - 1)
     for layer in vae.decoder.layers:
         inputs.append(h)
         h = layer_forward(layer, h, sw)
         outputs.append(h)
-    with sw("elementwise"):                                            # the losses' kernels
+    with sw("elementwise"):                                            # the likelihood's kernel
         recon, dout = np.empty(n, h.dtype), np.empty_like(h)           # (N,), (N, 784)
         LK.bernoulli_nll(h, x, recon, dout)
         w = vae.beta * vae.kl_weight
         loss = float((recon + w * kl).mean())
-        dout *= 1.0 / n                                                # as VAE.loss: in place
+        dy = dout / n                                                  # the batch mean's 1/N
     layers, k = vae.encoder.layers + vae.decoder.layers, len(vae.encoder.layers)
-    dy = dout
     for i in reversed(range(k, len(layers))):                          # decoder, backwards
         dy = layer_backward(layers[i], inputs[i], outputs[i], dy, sw)
-    with sw("elementwise"):                 # d loss / d [mu | logvar], sampler and KL fused
-        dy = KR.reparam_kl_backward(dy, eps, std, hz, w / n, np.empty_like(hz))     # (N, 2Z)
+    with sw("elementwise"):                     # Reparameterize.backward, + straight from the KL
+        dmu = dy.copy()                                                # dz/dmu = 1
+        dlogvar = dy * 0.5 * std * eps                                 # dz/dlogvar = std eps / 2
+        dmu += w / n * dmu_kl
+        dlogvar += w / n * dlogvar_kl
+        dy = np.concatenate([dmu, dlogvar], axis=1)                    # (N, 2Z)
     for i in reversed(range(k)):                                       # encoder, backwards
         dy = layer_backward(layers[i], inputs[i], outputs[i], dy, sw)
     assert dy is None                                                  # the data layer's dx
@@ -915,25 +942,31 @@ assert abs(loss_lib - loss_flat) < 1e-6 * abs(loss_lib) and err < 1e-6   # same 
 
 # %% [markdown]
 # Now time training steps, alternating the library's own step and the written-out one, and
-# split the time five ways:
+# split the time five ways. The library's step is one batch of `minivae.train.fit`, the
+# training loop every lesson and `minivae train` use; its loop body is the four lines
+#
+#     model.zero_grad()
+#     loss = model.loss(xb)          # forward: the batch mean of the negative ELBO
+#     model.backward()               # d loss / d params
+#     optimizer.step(model.grads)    # params -= ...
 #
 # * **matmul**, **elementwise**: the stopwatches of the written-out step;
 # * **optimizer**: zeroing the gradients and Adam's update of the 8 parameter arrays;
 # * **Python**: the rest of the written-out step, the interpreter running the code between
 #   the operations (slicing, dicts, calls, and the stopwatches themselves);
-# * **checks**: what the library's step costs beyond the written-out one, which skips the
-#   library's input checks (every layer and loss checks the shapes, dtypes and finiteness of
-#   its inputs, one vectorized `all_finite` pass over each array, section 5 (c)).
+# * **checks**: what the library's step costs beyond the written-out one: the model's check of
+#   the batch it is handed (shape, dtype, one vectorized `all_finite` pass, section 5 (c), and
+#   the range $[0, 1]$), the losses' checks of their per-example values, the calls through the
+#   model, `Sequential` and the layers, and `fit`'s own bookkeeping (the batch's gather and the
+#   running sums of the loss terms).
 
 # %%
 opt = Adam(vae.params, lr=1e-3)
 
 
 def library_step():
-    vae.zero_grad()
-    vae.loss(x_batch)
-    vae.backward()
-    opt.step(vae.grads)
+    """One step of minivae's training loop: fit on one batch of N examples."""
+    fit(vae, x_batch, opt, epochs=1, batch_size=N, rng=0)
 
 
 def written_out_step():
@@ -1006,11 +1039,67 @@ assert abs(6 * N * n_params - skipped - step_flops) < 0.01 * step_flops   # the 
 # timed inside the step instead of alone. The fraction printed above is the step's
 # efficiency: 100 % would mean the step costs no more than its products. Everything above the
 # line is the rest of the step: elementwise kernels, Adam's pass over 650,000 parameters and
-# its two state arrays, the input checks, the interpreter. That is where a faster step comes
+# its two state arrays, the checks, the interpreter. That is where a faster step comes
 # from, biggest bar first; on one thread, no change to the rest can make the step faster than
 # the dashed line, and the line itself belongs to BLAS. Python overhead, the usual suspect, is
 # the bar to look at last at batch 128: a few hundred operations per step at a microsecond each.
 # With a batch of 16 the picture changes: the products shrink 8-fold and fixed costs do not.
+#
+# **A fused path around a layer?** The elementwise bar holds one piece that has no kernel in
+# minivae: the sampler and the KL, a handful of NumPy passes over $(128, 20)$ arrays in
+# `Reparameterize` and `losses.gaussian_kl`. `benchmarks/fused_reparam.py` does both in one
+# numba kernel each way, reading $[\mu \mid \log\sigma^2]$ straight from the encoder's output
+# and writing $\partial L / \partial [\mu \mid \log\sigma^2]$ into one array. minivae's
+# `VAE.loss` once took that path, around its own layer and loss. Here is what it saves: the
+# layer and the loss as `VAE.loss` and `VAE.backward` run them, against the fused pair, checked
+# equal first, then timed side by side.
+
+# %%
+h_enc = vae.encoder.forward(x_batch)                                   # (N, 2Z) = [mu | logvar]
+mu_e, logvar_e = h_enc[:, :20], h_enc[:, 20:]                          # (N, Z) views
+dz_e = rng.standard_normal((N, 20), dtype=np.float32)                  # an upstream gradient
+w_e = vae.beta / N                                                     # the KL's weight / N
+
+
+def sampler_and_kl_library():
+    """z, the KL and d/d[mu | logvar], through the model's own layer and loss."""
+    z = vae.reparam.forward(mu_e, logvar_e, eps)                       # (N, Z)
+    kl, (dmu_kl, dlogvar_kl) = losses.gaussian_kl(mu_e, logvar_e)     # (N,), (N, Z) x2
+    dmu, dlogvar = vae.reparam.backward(dz_e)                          # through z
+    dmu += w_e * dmu_kl                                                # + straight from the KL
+    dlogvar += w_e * dlogvar_kl
+    return z, kl, np.concatenate([dmu, dlogvar], axis=1)              # (N, Z), (N,), (N, 2Z)
+
+
+z_f, std_f, kl_f, dh_f = (np.empty_like(eps), np.empty_like(eps), np.empty(N, np.float32),
+                          np.empty_like(h_enc))
+
+
+def sampler_and_kl_fused():
+    """The same three, from the two fused kernels, into preallocated arrays."""
+    KR.reparam_kl_forward(h_enc, eps, z_f, std_f, kl_f)
+    KR.reparam_kl_backward(dz_e, eps, std_f, h_enc, w_e, dh_f)
+    return z_f, kl_f, dh_f
+
+
+errs = [rel_error(a, b) for a, b in zip(sampler_and_kl_library(), sampler_and_kl_fused())]
+print("z, KL, d/d[mu | logvar]: rel. errors " + ", ".join(f"{e:.1e}" for e in errs))
+assert max(errs) < 1e-5                                                 # float32 rounding
+t_rk, _ = bench({"layer + loss": sampler_and_kl_library, "fused": sampler_and_kl_fused})
+saved = t_rk["layer + loss"] - t_rk["fused"]
+print(f"layer + loss {t_rk['layer + loss'] * 1e6:.0f} us, fused {t_rk['fused'] * 1e6:.0f} us: "
+      f"the fused path saves {saved * 1e6:.0f} us, {saved / t_step:.1%} of a library step")
+assert saved < 0.05 * t_step                   # small change against a step of milliseconds
+
+# %% [markdown]
+# A few tens of microseconds of a step of milliseconds, for a second implementation of the
+# sampler and the KL that a reader would have to check against the first, and a `VAE.loss`
+# that no longer reads as the ELBO. So minivae keeps the layer and the loss, and the fused
+# pair lives in `benchmarks/`, where the flat step of section 7 uses it, with a test
+# (`tests/test_benchmark_kernels.py`) that holds it equal to them. The kernels minivae does
+# keep are the ones that pay, each inside the piece whose formula it implements: the bias and
+# activation inside `Dense`, the loss and its gradient inside `losses.bernoulli_nll`, the
+# update inside `Adam.step`, each beside a NumPy twin that is its specification.
 #
 # ## 7. Against PyTorch
 #
@@ -1036,11 +1125,14 @@ assert abs(6 * N * n_params - skipped - step_flops) < 0.01 * step_flops   # the 
 #   with k = 5000 on the 10,000 test images, both libraries decoding the same number of rows
 #   per pass (`VAE.iwae_bound`'s default `max_floats=2**21`, 8 MB of float32, a pass that
 #   stays in the cache).
+# * **minivae's loop.** The contender `minivae` is `minivae.train.fit` itself, one epoch, with
+#   a callback that times each batch: what a user's training run pays, bookkeeping included.
 # * **a ceiling.** The contender `flat` (`benchmarks/flat_step.py`) is section 6's step written
 #   out once more, for speed this time: every buffer allocated once, each product written
-#   straight into its buffer, no checks, no `zero_grad`. Its share of the sgemm rate is the
-#   most any step of this model reaches on the machine; minivae's distance from it is what
-#   the layers' checks and temporaries cost. Both also measure their share in turn with the
+#   straight into its buffer, the sampler fused with the KL (the kernels measured above), no
+#   checks, no `zero_grad`. Its share of the sgemm rate is the most any step of this model
+#   reaches on the machine; minivae's distance from it is what the checks, the temporaries and
+#   the readable layers cost. Both also measure their share in turn with the
 #   products inside their own process, the steadiest figure on a shared machine.
 #
 # From the repository's root, with the data where `minivae` finds it:
@@ -1130,8 +1222,9 @@ print("median CPU time, float64 (128, 400):  "
 #   still makes a pass over memory per step of the outer one.
 # * Matrix products reuse each number many times; BLAS's blocking, packing, SIMD and
 #   per-processor tuning turn that reuse into FLOPs. A plain blocked numba kernel gets within
-#   a small factor, and the table says how small at each shape; minivae's layers go through
-#   `layer_product`, which picks numba only where a benchmark measured it faster.
+#   a small factor, and the table says how small at each shape; so minivae's layers write
+#   `x @ W`, as the formula does, and the numba kernel stays in `benchmarks/` as the
+#   experiment.
 # * Elementwise work is memory traffic: fuse it into one pass without temporaries, and keep
 #   the fused loop simple enough for the compiler to run 8 floats at a time: compile with
 #   `error_model="numpy"` (else every division tests for zero), keep calls to the C maths
@@ -1141,7 +1234,9 @@ print("median CPU time, float64 (128, 400):  "
 # * A VAE step is 6 FLOPs per weight per example, less the first layer's $dx$, which the
 #   data does not need (`input_grad=False`), almost all of them in BLAS; their time at BLAS's
 #   rate is the step's floor. Everything above the floor (elementwise kernels, the optimizer,
-#   checks, Python) is where a faster step comes from: measure it, bar by bar.
+#   checks, Python) is where a faster step comes from: measure it, bar by bar. A fused kernel
+#   belongs inside the layer or loss whose formula it implements; a fused path *around* them
+#   (the sampler with the KL) saved well under a per cent of a step here.
 # * Against another library, measure whole runs side by side: a fresh process per turn,
 #   alternating turns, medians and a ratio; `python benchmarks/vae_speed.py [--iwae]`, whose
 #   figures are in the README's Speed section.

@@ -1,4 +1,8 @@
-"""The numba matmul kernels against their NumPy twins, and the dispatcher's contract.
+"""The numba matmul kernels of benchmarks/numba_matmul.py against their NumPy twins.
+
+The kernels are an experiment, not part of minivae (its layers write ``x @ W``: BLAS); the
+timings that compare them with BLAS are benchmarks/matmul_shapes.py and lesson 10, and this
+file holds the kernels that those timings run equal to BLAS's answer.
 
 Tolerance: a sum of K products carries a rounding error of at most about K * eps * sum|a||b|
 whichever order it is added in, so two correct results differ by at most twice that.
@@ -11,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minivae.kernels import matmul as mm
+from benchmarks import numba_matmul as mm
 
 JIT = os.environ.get("NUMBA_DISABLE_JIT", "0") in ("", "0")
 SETTINGS = settings(max_examples=30 if JIT else 10, deadline=None,
@@ -21,8 +25,7 @@ dims = st.sampled_from([1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 31, 33])   # 1, prim
 dtypes = st.sampled_from([np.float32, np.float64])
 seeds = st.integers(0, 2 ** 32 - 1)
 
-KERNELS = {"nn": (mm.matmul_nn, mm.matmul_nn_np), "tn": (mm.matmul_tn, mm.matmul_tn_np),
-           "nt": (mm.matmul_nt, mm.matmul_nt_np)}
+KERNELS = mm.OPS                                     # "nn", "tn", "nt" -> (kernel, twin)
 
 
 def operands(op, m, k, n, dtype, seed):
@@ -101,26 +104,19 @@ def test_non_contiguous_inputs(op, m, k, n, dtype, seed, fortran):
     kernel, twin = KERNELS[op]
     want = twin(a, b, np.empty((m, n), dtype=dtype))
     assert_close(kernel(a_in, b_in, np.empty((m, n), dtype=dtype)), want, a, b, op)
-    trans_a, trans_b = op == "tn", op == "nt"
-    for backend in ("numpy", "numba"):
-        got = mm.matmul(a_in, b_in, trans_a=trans_a, trans_b=trans_b, backend=backend)
-        assert_close(got, want, a, b, op)
 
 
 @SETTINGS
-@given(trans_a=st.booleans(), trans_b=st.booleans(), m=dims, k=dims, n=dims, dtype=dtypes,
-       seed=seeds, backend=st.sampled_from([None, "numpy", "numba"]))
-def test_dispatcher_computes_op_a_times_op_b(trans_a, trans_b, m, k, n, dtype, seed, backend):
-    rng = np.random.default_rng(seed)
-    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
-    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
-    op_a, op_b = (a.T if trans_a else a), (b.T if trans_b else b)
+@given(op=st.sampled_from(sorted(KERNELS)), m=dims, k=dims, n=dims, dtype=dtypes, seed=seeds)
+def test_kernel_writes_into_out_and_agrees_with_the_layers_product(op, m, k, n, dtype, seed):
+    """What a layer writes (x @ W, x.T @ dy, dy @ W.T) is what the kernel computes, in out."""
+    a, b = operands(op, m, k, n, dtype, seed)
+    op_a, op_b = (a.T if op == "tn" else a), (b.T if op == "nt" else b)
     out = np.empty((m, n), dtype=dtype)
-    got = mm.matmul(a, b, out, trans_a=trans_a, trans_b=trans_b, backend=backend)
-    assert got is out
-    assert_close(got, op_a @ op_b, op_a, op_b, "nn")
-    fresh = mm.matmul(a, b, trans_a=trans_a, trans_b=trans_b, backend=backend)   # out=None
-    assert fresh.dtype == dtype and fresh.shape == (m, n) and fresh.flags.c_contiguous
+    kernel, _ = KERNELS[op]
+    assert kernel(a, b, out) is out
+    assert_close(out, op_a @ op_b, op_a, op_b, "nn")
+    assert KERNELS[mm.op_name(op == "tn", op == "nt")] == KERNELS[op]
 
 
 def test_kernel_refuses_mismatched_shapes():
@@ -132,63 +128,6 @@ def test_kernel_refuses_mismatched_shapes():
         mm.matmul_nn(np.ones((3, 5)), b, np.empty((2, 6)))
 
 
-def test_dispatcher_refuses_bad_arguments():
-    a, b = np.ones((3, 4), np.float32), np.ones((4, 5), np.float32)
-    with pytest.raises(ValueError, match="inner sizes"):
-        mm.matmul(a, a)
-    with pytest.raises(TypeError, match="float32"):
-        mm.matmul(a, b.astype(np.float64))
-    with pytest.raises(TypeError, match="float32"):
-        mm.matmul(a.astype(np.int64), b.astype(np.int64))
-    with pytest.raises(ValueError, match="2-D"):
-        mm.matmul(a[0], b)
-    with pytest.raises(ValueError, match="shape"):
-        mm.matmul(a, b, np.empty((3, 4), np.float32))
-    with pytest.raises(ValueError, match="C-contiguous"):
-        mm.matmul(a, b, np.empty((5, 3), np.float32).T)
-    buf = np.ones(30, np.float32)
-    with pytest.raises(ValueError, match="share memory"):
-        mm.matmul(buf[:12].reshape(3, 4), b, buf[10:25].reshape(3, 5))
-    with pytest.raises(ValueError, match="backend"):
-        mm.matmul(a, b, backend="blas")
-
-
-def test_backend_choice(monkeypatch):
-    monkeypatch.delenv("MINIVAE_MATMUL", raising=False)
-    assert mm.choose_backend(np.float32, False, False, 3, 4, 5) == "numpy"  # not in the table
-    for key in mm.NUMBA_FASTER:
-        assert mm.choose_backend(*key) == "numba"
-    monkeypatch.setenv("MINIVAE_MATMUL", "numba")
-    assert mm.choose_backend(np.float32, False, False, 3, 4, 5) == "numba"
-    monkeypatch.setenv("MINIVAE_MATMUL", "fast")
-    with pytest.raises(ValueError, match="MINIVAE_MATMUL"):
-        mm.choose_backend(np.float32, False, False, 3, 4, 5)
-
-
-def test_table_keys_are_well_formed():
-    for dtype, trans_a, trans_b, m, k, n in mm.NUMBA_FASTER:
-        assert dtype in ("float32", "float64") and not (trans_a and trans_b)
-        assert all(isinstance(s, int) and s > 0 for s in (m, k, n))
-
-
-@SETTINGS
-@given(trans_a=st.booleans(), trans_b=st.booleans(), m=dims, k=dims, n=dims, dtype=dtypes,
-       seed=seeds)
-def test_layer_product_follows_the_table(trans_a, trans_b, m, k, n, dtype, seed):
-    """The layers' entry point gives op(a) @ op(b) with either backend the table may pick."""
-    a, b = operands("nn", m, k, n, dtype, seed)
-    want = a @ b
-    a_in = np.ascontiguousarray(a.T) if trans_a else a
-    b_in = np.ascontiguousarray(b.T) if trans_b else b
-    saved = os.environ.get("MINIVAE_MATMUL")
-    try:
-        for backend in ("numpy", "numba"):
-            os.environ["MINIVAE_MATMUL"] = backend
-            got = mm.layer_product(a_in, b_in, trans_a=trans_a, trans_b=trans_b)
-            assert got.shape == (m, n) and got.dtype == dtype
-            assert_close(got, want, a, b, "nn")
-    finally:
-        if saved is None:
-            os.environ.pop("MINIVAE_MATMUL", None)
-        else:
-            os.environ["MINIVAE_MATMUL"] = saved
+def test_op_name_refuses_two_transposes():
+    with pytest.raises(ValueError, match="a.T @ b.T"):
+        mm.op_name(True, True)
