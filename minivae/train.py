@@ -56,7 +56,8 @@ def fit(model, x, optimizer, epochs, batch_size=128, rng=None, callbacks=(), *,
     ``rng`` (a Generator or a seed) shuffles, and draws the binarization; ``progress`` (a
     Progress) continues a fit where it stopped, e.g. from a checkpoint.
     """
-    x, rng, p = _check_fit(model, x, optimizer, epochs, batch_size, rng, progress)
+    x, rng, callbacks, p = _check_fit(model, x, optimizer, epochs, batch_size, rng, callbacks,
+                                      progress)
     while p.epoch < epochs and not p.stop:
         _call(callbacks, "epoch_begin", p)
         x_e = dynamic_binarize(x, rng) if binarize else x                 # (N, D)
@@ -92,6 +93,9 @@ class KLWarmup:
         self.model.kl_weight = min(1.0, (done + 1) / (self.epochs * p.batches))
 
 
+EVENTS = ("epoch_begin", "batch_begin", "batch_end", "epoch_end")
+
+
 def _call(callbacks, event, p):
     for cb in callbacks:
         method = getattr(cb, event, None)
@@ -99,8 +103,24 @@ def _call(callbacks, event, p):
             method(p)
 
 
-def _check_fit(model, x, optimizer, epochs, batch_size, rng, progress):
-    """fit's arguments, checked once: (x, a Generator, a Progress)."""
+def _check_fit(model, x, optimizer, epochs, batch_size, rng, callbacks, progress):
+    """fit's arguments, checked once: (x, a Generator, the callbacks, a Progress)."""
+    if not all(hasattr(model, m) for m in ("loss", "backward", "zero_grad", "grads")):
+        raise InputError(f"fit: expected a model with loss, backward, zero_grad and grads, "
+                         f"got {model!r}")
+    if not model.grads:
+        raise InputError(f"fit: expected a model with parameters to train; a "
+                         f"{type(model).__name__} has none (fitted in closed form: model.fit(x))")
+    if not callable(getattr(optimizer, "step", None)):
+        raise InputError(f"fit: expected an optimizer with step(grads), got {optimizer!r}")
+    if not (rng is None or isinstance(rng, (np.random.Generator, int, np.integer))):
+        raise InputError(f"fit: expected rng to be a numpy Generator, an int seed or None, "
+                         f"got {rng!r}")
+    callbacks = tuple(callbacks)
+    for cb in callbacks:
+        if not any(hasattr(cb, event) for event in EVENTS):
+            raise InputError(f"fit: expected callbacks with some of the methods {EVENTS}, "
+                             f"got {cb!r}")
     check_array(x, "fit", ndim=2)
     epochs = check_count(epochs, "fit", "epochs", lo=0)
     batch_size = check_count(batch_size, "fit", "batch_size")
@@ -113,9 +133,4 @@ def _check_fit(model, x, optimizer, epochs, batch_size, rng, progress):
                          f"(N={len(x)}, batch_size={batch_size}), stopped before its last "
                          f"batch, got {progress!r}")
     progress.epochs, progress.stop = epochs, False
-    if not callable(getattr(optimizer, "step", None)):
-        raise InputError(f"fit: expected an optimizer with step(grads), got {optimizer!r}")
-    if not all(hasattr(model, m) for m in ("loss", "backward", "zero_grad", "grads")):
-        raise InputError(f"fit: expected a model with loss, backward, zero_grad and grads, "
-                         f"got {model!r}")
-    return x, np.random.default_rng(rng), progress
+    return x, np.random.default_rng(rng), callbacks, progress

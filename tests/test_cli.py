@@ -5,15 +5,20 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import fields
 
 import numba
 import pytest
 
 from minivae import data
 from minivae.cli import main
+from minivae.cli import train as cli_train
+from minivae.cli.parser import build_parser
 from minivae.data import download
 from minivae.models import VAE
 from minivae.run import checkpoint as ckpt
+from minivae.run import folder
+from minivae.run.config import BY_DATA, ModelSettings, TrainConfig, comments
 
 SUBCOMMANDS = [[], ["train"], ["evaluate"], ["sample"], ["figures"], ["data"], ["data", "list"],
                ["data", "fetch"]]
@@ -67,6 +72,7 @@ def test_help_works_for_every_subcommand(command, capsys):
     (["train", "--data", "cifar"], "invalid choice"),
     (["train", "--likelihood", "poisson"], "--likelihood"),
     (["train", "--hidden"], "--hidden"),
+    (["train", "--momentum", "1"], "--momentum: expected a finite number >= 0 and < 1"),
     (["sample", "run", "--n", "0"], "--n"),
     (["evaluate"], "RUN"),
     (["data", "fetch", "imagenet"], "invalid choice"),
@@ -80,6 +86,8 @@ def test_bad_command_lines_give_one_line(argv, words, capsys):
     (["train", "--model", "vae", "--noise", "masking"], "--noise does not apply"),
     (["train", "--model", "pca", "--epochs", "3"], "--epochs does not apply"),
     (["train", "--model", "ae", "--likelihood", "gaussian-learned"], "autoencoder"),
+    (["train", "--momentum", "0.5"], "--momentum applies to --optimizer sgd"),
+    (["train", "--model", "pca", "--momentum", "0.5"], "--momentum does not apply"),
     (["train", "--resume"], "--resume needs --out"),
     (["train", "--resume", "--out", "{tmp}/nowhere"], "no run folder"),
     (["evaluate", "{tmp}/nowhere"], "no run folder"),
@@ -176,11 +184,44 @@ def test_resume_trains_on(tiny_run, capsys):
                  "--iwae-k", "0", "--no-figures"]) == 0
     rows = (tiny_run / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["epoch"] for r in rows] == [1, 2]
-    assert main(["train", "--resume", "--out", str(tiny_run), "--quiet"]) == 0
+    reads, load = [], folder.load
+    with pytest.MonkeyPatch.context() as mp:                 # the checkpoint is read once
+        mp.setattr(folder, "load", lambda path: reads.append(path) or load(path))
+        assert main(["train", "--resume", "--out", str(tiny_run), "--quiet"]) == 0
     assert "nothing to do" in capsys.readouterr().err
+    assert reads == [tiny_run / "checkpoint.npz"]
     line = _one_error_line(capsys, main(["train", "--resume", "--out", str(tiny_run),
                                          "--epochs", "1"]))
     assert "fewer than the 2 epochs" in line
+
+
+def test_train_flags_are_made_from_the_settings(capsys):
+    """Every field of ModelSettings and TrainConfig is a `minivae train` flag: its help is the
+    comment beside the field, its default the field's (and BY_DATA's for some data sets)."""
+    assert main(["train", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for cls in (ModelSettings, TrainConfig):
+        helps = comments(cls)
+        for f in fields(cls):
+            assert helps.get(f.name), f"{cls.__name__}.{f.name}: no comment to be its help"
+            assert f"--{f.name.replace('_', '-')} " in out
+            assert helps[f.name] in out
+    assert "(default: 20; sprites: 30)" in out and "(default: 400; sprites: 512)" in out
+    assert f"(default: {TrainConfig.batch_size})" in out
+
+
+@pytest.mark.parametrize("name", ["sprites", "mnist"])
+def test_a_run_without_flags_takes_the_defaults(name):
+    args = build_parser().parse_args(["train", "--data", name])
+    model_config, data_name, cfg = cli_train._new_run_settings(args)
+    by_data = BY_DATA.get(name, {})
+    assert data_name == name
+    assert cfg == TrainConfig(epochs=by_data.get("epochs", TrainConfig.epochs))
+    assert model_config["hidden"] == list(by_data.get("hidden", ModelSettings.hidden))
+    assert model_config["z_dim"] == by_data.get("latent", ModelSettings.latent)
+    assert model_config["model"] == ModelSettings.model
+    args = build_parser().parse_args(["train", "--optimizer", "sgd", "--momentum", "0.5"])
+    assert cli_train._new_run_settings(args)[2].momentum == 0.5
 
 
 def test_corrupt_checkpoint_gives_one_line(tmp_path, tiny_run, capsys):

@@ -193,3 +193,72 @@ def test_settings_are_checked(tmp_path, toy):
     wrong = (Dataset(np.zeros((4, 9), np.float32), None, (3, 3), "toy", "train"),) * 2
     with pytest.raises(InputError, match="16 inputs"):
         T.train(_run(tmp_path, "vae", toy), datasets=wrong, verbose=False)
+
+
+def test_a_new_run_is_written_once_and_trained_from_memory(tmp_path, toy, monkeypatch):
+    """create_run writes config.json and returns the Run; train(Run) reads nothing back and
+    writes config.json no more. A resumed run reads its checkpoint once; config.json is
+    written again only when its epochs or learning rate change."""
+    writes, reads, load = [], [], ckpt.load
+    atomic_write = rf.atomic_write
+
+    def counted_write(path, data):
+        writes.append(path.name)
+        atomic_write(path, data)
+
+    def counted_load(path):
+        reads.append(path.name)
+        return load(path)
+    monkeypatch.setattr(rf, "atomic_write", counted_write)
+    monkeypatch.setattr(rf, "write_json", lambda path, obj: counted_write(
+        path, json.dumps(obj, indent=2) + "\n"))
+    monkeypatch.setattr(rf, "load", counted_load)
+    monkeypatch.setattr(rf, "read_config", lambda run_dir: pytest.fail("config.json was read"))
+    run = rf.create_run(tmp_path / "run", VAE_CONFIG, "toy", TrainConfig(epochs=1, batch_size=32))
+    T.train(run, datasets=toy, verbose=False)
+    assert writes.count(rf.CONFIG) == 1 and reads == []
+    run = rf.open_run(run.dir)                                # as `minivae train --resume` does
+    T.train(run, datasets=toy, verbose=False)                 # nothing to do
+    assert writes.count(rf.CONFIG) == 1 and reads == [rf.CHECKPOINT]
+    T.train(run, datasets=toy, verbose=False, epochs=2)
+    assert writes.count(rf.CONFIG) == 2 and reads == [rf.CHECKPOINT]
+    monkeypatch.undo()
+    assert rf.read_config(run.dir)["train"]["epochs"] == 2
+
+
+def test_a_run_read_before_another_process_trained_it_is_read_again(tmp_path, toy):
+    """train(Run) takes the run folder's lock, then reads the checkpoint again if it changed
+    since the Run was read: it goes on from the newest checkpoint, never an older one."""
+    run_dir = _run(tmp_path, "run", toy, epochs=1)
+    stale = rf.open_run(run_dir)                              # config.json only
+    T.train(run_dir, datasets=toy, verbose=False, epochs=2)   # "another process"
+    assert stale.changed_on_disk()
+    history = T.train(stale, datasets=toy, verbose=False, epochs=3)
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    straight = _run(tmp_path, "straight", toy)
+    T.train(straight, datasets=toy, verbose=False)
+    _same(straight, run_dir)
+
+
+def test_a_signal_between_two_epochs_stops_before_the_next(tmp_path, toy, monkeypatch):
+    """Ctrl-C during the test pass after epoch 1: the end-of-epoch checkpoint stands, no batch
+    of epoch 2 runs, and resuming ends bit-identical."""
+    straight = _run(tmp_path, "straight", toy)
+    T.train(straight, datasets=toy, verbose=False)
+    stopped = _run(tmp_path, "stopped", toy)
+    _interrupt_at(monkeypatch, 7 + 1, "signal")           # the test pass after epoch 1
+    with pytest.raises(T.TrainingInterrupted, match=r"saved a checkpoint \(end of epoch 1\)"):
+        T.train(stopped, datasets=toy, verbose=False)
+    assert ckpt.load(stopped / rf.CHECKPOINT)[2]["progress"] == {"epoch": 1, "batch": 0}
+    monkeypatch.undo()
+    T.train(stopped, datasets=toy, verbose=False)
+    _same(straight, stopped)
+
+
+def test_sgd_momentum_is_a_setting(tmp_path, toy):
+    run_dir = _run(tmp_path, "run", toy, optimizer="sgd", lr=0.05, momentum=0.5, epochs=1)
+    T.train(run_dir, datasets=toy, verbose=False)
+    assert rf.open_run(run_dir).train.momentum == 0.5
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(InputError, match="momentum must be a finite number >= 0 and < 1"):
+            _run(tmp_path, "bad", toy, momentum=bad)

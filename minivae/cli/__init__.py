@@ -1,6 +1,6 @@
 """The `minivae` command line: train, evaluate, sample, figures, data.
 
-    minivae train                                # a VAE on sprites, about a minute, runs/vae-sprites
+    minivae train                             # a VAE on sprites, about a minute, runs/vae-sprites
     minivae train --data mnist --hidden 400 --latent 20      # the classic MNIST VAE
     minivae train --resume --out runs/vae-mnist --epochs 40  # go on training a run
     minivae evaluate runs/vae-sprites --iwae-k 100 --json

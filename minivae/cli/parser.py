@@ -8,7 +8,6 @@ from minivae.cli import datasets, train, view
 from minivae.models import MODELS
 from minivae.run.config import BY_DATA, RULES, Choice, ModelSettings, Number, TrainConfig, comments
 
-
 METAVARS = {"hidden": "H", "latent": "Z", "batch_size": "B", "warmup": "N", "noise_level": "L"}
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from minivae.run import folder as rf
 from minivae.errors import MinivaeError
+from minivae.run import folder as rf
 
 IWAE_K = 100                        # importance samples for the IWAE NLL, unless --iwae-k
 IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")

@@ -33,7 +33,6 @@ model or the optimizer, stops training with TrainingDiverged; nothing is saved a
 good checkpoint.
 """
 
-import contextlib
 import math
 import signal
 import sys
@@ -49,10 +48,9 @@ from minivae.kernels.checks import all_finite
 from minivae.models import build
 from minivae.optim import SGD, Adam
 from minivae.run import checkpoint, folder
+from minivae.run.callbacks import ProgressBar, StopOnSignal, TestLoss, mean_terms
 from minivae.run.stopping import StopSignals, TrainingInterrupted
 from minivae.train import KLWarmup, Progress, fit
-
-EVAL_BATCH = 1000          # rows per forward pass when computing a test loss
 
 __all__ = ["TrainingDiverged", "TrainingInterrupted", "train"]
 
@@ -65,6 +63,8 @@ class TrainingDiverged(MinivaeError):
 
 @dataclass
 class Session:
+    """One training session: the run, and what it trains with."""
+
     run: folder.Run
     model: object
     optimizer: object          # None for a model fitted in closed form (PCA)
@@ -186,42 +186,6 @@ def _fit(s, signals, say, verbose):
     return p.history
 
 
-class StopOnSignal:
-    """Ctrl-C or SIGTERM (the flag of stopping.StopSignals): fit stops after this batch."""
-
-    def __init__(self, signals):
-        self.signals = signals
-
-    def batch_end(self, p):
-        if self.signals.requested:
-            p.stop = True
-
-
-class ProgressBar:
-    """A tqdm bar per epoch, with the running means every 10 batches (on a terminal only)."""
-
-    def __init__(self, verbose):
-        self.verbose, self.bar = verbose, None
-
-    def epoch_begin(self, p):
-        self.bar = tqdm(total=p.batches, initial=p.batch, desc=f"epoch {p.epoch + 1}/{p.epochs}",
-                        unit="batch", leave=False, file=sys.stderr, dynamic_ncols=True,
-                        disable=None if self.verbose else True)   # None: only on a terminal
-
-    def batch_end(self, p):
-        self.bar.update(1)
-        if p.batch % 10 == 1:
-            self.bar.set_postfix({k[6:]: f"{v:.4g}" for k, v in p.means().items()}, refresh=False)
-
-    def epoch_end(self, p):
-        self.close()
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 class Divergence:
     """TrainingDiverged as soon as the loss or the parameters are NaN or infinite, before
     anything is saved; ``where`` says where fit is, for a NonFiniteError from inside a step."""
@@ -242,20 +206,6 @@ class Divergence:
         self.where = f"after epoch {p.epoch}"
         if not _finite(self.s.model):
             raise _diverged(self.s, f"the parameters became NaN or infinite in epoch {p.epoch}")
-
-
-class TestLoss:
-    """After each epoch, the loss on x_test into the epoch's row of history (test_loss, ...):
-    one z sampled per example from a Generator fixed for that epoch, with kl_weight 1."""
-
-    __test__ = False                   # not a pytest test class
-
-    def __init__(self, model, x_test, seed):
-        self.model, self.x_test, self.seed = model, x_test, seed
-
-    def epoch_end(self, p):
-        with _evaluation_mode(self.model, self.seed, p.epoch):
-            p.history[-1].update(mean_terms(self.model, self.x_test, "test_"))
 
 
 class Checkpoints:
@@ -334,7 +284,7 @@ def _diverged(s, what):
 def _stopped(s, signals, how):
     """The TrainingInterrupted to raise, saying what was kept and how to go on."""
     d = s.run.dir
-    if how == "saved":
+    if how == "saved" and s.saved_at:
         kept = f"stopped and saved a checkpoint ({s.saved_at}) in {d}"
     elif s.saved_at:
         kept = f"stopped at once; the last checkpoint ({s.saved_at}) is kept in {d}"
@@ -346,34 +296,6 @@ def _stopped(s, signals, how):
 
 def _finite(model):
     return all(all_finite(p.reshape(-1)) for p in model.params.values())
-
-
-def mean_terms(model, x, prefix):
-    """{prefix + "loss": the mean loss over x, prefix + k: the mean of model.last[k]}."""
-    p = Progress(epochs=0, batches=0)
-    for i in range(0, len(x), EVAL_BATCH):
-        xb = x[i:i + EVAL_BATCH]
-        p.add(model.loss(xb), getattr(model, "last", {}), len(xb))
-    return {prefix + k: v / p.seen for k, v in p.sums.items()}
-
-
-@contextlib.contextmanager
-def _evaluation_mode(model, seed, epoch):
-    """kl_weight 1 and the model's Generator replaced by a fixed one, restored afterwards."""
-    gen, weight = getattr(model, "rng", None), getattr(model, "kl_weight", None)
-    saved = gen.bit_generator.state if gen is not None else None
-    if gen is not None:
-        ss = np.random.SeedSequence(seed, spawn_key=(2, epoch))
-        gen.bit_generator.state = type(gen.bit_generator)(ss).state
-    if weight is not None:
-        model.kl_weight = 1.0
-    try:
-        yield
-    finally:
-        if gen is not None:
-            gen.bit_generator.state = saved
-        if weight is not None:
-            model.kl_weight = weight
 
 
 def _summary(row, epochs):
