@@ -262,3 +262,10 @@ def test_sgd_momentum_is_a_setting(tmp_path, toy):
     for bad in (1.0, -0.1, float("nan")):
         with pytest.raises(InputError, match="momentum must be a finite number >= 0 and < 1"):
             _run(tmp_path, "bad", toy, momentum=bad)
+
+
+def test_training_a_folder_that_is_not_a_run_says_so(tmp_path, toy):
+    with pytest.raises(ckpt.CheckpointError, match="no run folder at"):
+        T.train(tmp_path / "nowhere", datasets=toy, verbose=False)
+    with pytest.raises(ckpt.CheckpointError, match="not a minivae run folder"):
+        T.train(tmp_path, datasets=toy, verbose=False)

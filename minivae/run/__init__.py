@@ -5,6 +5,8 @@
     checkpoint.py  checkpoint.npz: saved each epoch, read without pickle
     atomic.py      atomic writes, for every file minivae saves
     stopping.py    Ctrl-C and SIGTERM: stop after the batch, save, exit 130 / 143
-    trainer.py     train(run): fit with a progress bar, a test loss, checkpoints, signals,
-                   divergence and resume as callbacks around it
+    trainer.py     train(run): fit, with checkpoints, resume, signals and divergence as
+                   callbacks around it
+    callbacks.py   callbacks that know nothing of run folders: a signal stops fit, a progress
+                   bar, the test loss after each epoch
 """

@@ -224,7 +224,10 @@ def locked(run_dir):
     except ImportError:                              # not POSIX: no lock
         yield
         return
-    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        fd = os.open(run_dir, os.O_RDONLY)
+    except FileNotFoundError:
+        raise CheckpointError(f"no run folder at {run_dir}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -1,36 +1,31 @@
 """`minivae train`'s engine: the training loop, minivae.train.fit, wrapped in a run folder so
 that a run can stop and go on.
 
-    train(run):  open the run (its checkpoint, or config.json), build or restore the model, the
-                 optimizer and the Generators, then
-                 fit(model, x, optimizer, epochs, batch_size, data_rng, callbacks)
-    callbacks:   KLWarmup      the KL weight rises from 0 to 1 over the first `warmup` epochs
-                 StopOnSignal  Ctrl-C or SIGTERM sets p.stop: fit ends after the current batch
-                 ProgressBar   a tqdm bar per epoch
-                 Divergence    a NaN or infinite loss or parameter: TrainingDiverged
-                 TestLoss      the test loss after each epoch
-                 Checkpoints   checkpoint.npz, metrics.jsonl and a summary line after each
-                               epoch; a mid-epoch checkpoint when fit stops early
-PCA is fitted in closed form instead, once.
+    train(run):  open the run (its checkpoint, or config.json); build or restore the model, the
+                 optimizer and the Generators; fit(model, x, optimizer, epochs, batch_size,
+                 data_rng, callbacks), with the callbacks
+        KLWarmup      the KL weight rises from 0 to 1 over the first `warmup` epochs (train.py)
+        StopOnSignal  Ctrl-C or SIGTERM sets p.stop: fit ends after the batch (callbacks.py)
+        ProgressBar   a tqdm bar per epoch (callbacks.py)
+        Divergence    a NaN or infinite loss or parameter: TrainingDiverged
+        TestLoss      the test loss after each epoch (callbacks.py)
+        Checkpoints   after each epoch checkpoint.npz, metrics.jsonl and a summary line; a
+                      mid-epoch checkpoint when fit stops early
+    PCA is fitted in closed form instead, once.
 
-Randomness: ``seed`` makes two Generators, one for the model (initial weights, eps, noise)
-and one for the data (binarization, shuffling); the per-epoch test loss uses a third, fixed
-per epoch. The checkpoint keeps the first two, so a run that stops and resumes ends with the
-same parameters, bit for bit, as one that never stopped (on the same machine and number of
-threads: BLAS adds in another order with another thread count, which changes the last bits).
+Randomness: ``seed`` makes two Generators, one for the model (initial weights, eps, noise) and
+one for the data (binarization, shuffling); the test loss uses a third, fixed per epoch. The
+checkpoint keeps the first two, so a run that stops and resumes ends with the same parameters,
+bit for bit, as one that never stopped (with the same machine and number of BLAS threads).
 
-Stopping (Ctrl-C or SIGTERM, see stopping.py): the first signal lets the current batch
-finish, then saves a mid-epoch checkpoint (parameters, optimizer, the model Generator, the data
-Generator as it was at the start of the epoch, the batch index and the partial sums), so a
-resumed run replays the same shuffle from the next batch on. A second signal stops at once and
-keeps the checkpoint already on disk. A KeyboardInterrupt raised without the handler (another
-thread, a test) is treated like the second: the last checkpoint stands. A process killed
-outright (`kill -9`, a power cut) loses only the epoch in progress: every file is replaced
-atomically. Either way, resuming ends bit-identical.
+Stopping (stopping.py): the first Ctrl-C or SIGTERM lets the current batch finish, then saves a
+mid-epoch checkpoint with the data Generator as it was when the epoch began, the batch index and
+the partial sums, so a resumed run replays the same shuffle from the next batch on. A second
+signal, or a KeyboardInterrupt without the handler, stops at once: the last checkpoint stands.
+`kill -9` loses only the epoch in progress: every file is replaced atomically.
 
 Divergence: a NaN or infinite loss, parameter or test loss, or a NonFiniteError from inside the
-model or the optimizer, stops training with TrainingDiverged; nothing is saved after the last
-good checkpoint.
+model or the optimizer, raises TrainingDiverged; nothing is saved after the last good checkpoint.
 """
 
 import math
