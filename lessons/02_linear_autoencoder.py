@@ -43,6 +43,7 @@ from minivae.figures import image_grid
 from minivae.gradcheck import check_grad, rel_error
 from minivae.models import PCA, LinearAutoencoder, principal_angles
 from minivae.optim import Adam
+from minivae.train import fit
 
 FAST = os.environ.get("MINIVAE_FAST") == "1"   # small and quick (the tests); full size otherwise
 N_TRAIN = 10_000 if FAST else 60_000           # training digits
@@ -224,10 +225,16 @@ V_pca = pca.components_.T                             # (D, Z)
 assert np.argmax(gaps[1:]) + 2 == Z                   # the widest gap after k = 1
 
 # %% [markdown]
-# The step size stays at `LR` and then, over the last share `DECAY` of the steps, decays
-# linearly to 0:
-# a minibatch gradient is a noisy estimate of the full one, and a smaller step averages the
-# noise out over more steps.
+# The training loop is minivae's, `minivae.train.fit(model, x, optimizer, epochs, batch_size,
+# rng, callbacks)`: each epoch it shuffles the digits and cuts them into minibatches (the last
+# one may be short), and for each minibatch it runs `loss`, `backward` and the optimizer's
+# `step`. What this lesson wants besides comes in as a **callback**, an object whose
+# `batch_begin(p)` and `batch_end(p)` `fit` calls around each step, with `p` its progress (the
+# epoch, the batch, the last loss; setting `p.stop` ends the loop). Ours records the loss of
+# every step and the principal angles every `RECORD` steps, stops after `STEPS` steps, and sets
+# the step size: it stays at `LR` and then, over the last share `DECAY` of the steps, decays
+# linearly to 0. A minibatch gradient is a noisy estimate of the full one, and a smaller step
+# averages the noise out over more steps.
 
 # %%
 def copy_float64(model):
@@ -241,24 +248,36 @@ def copy_float64(model):
 lae = LinearAutoencoder(D, Z, rng=np.random.default_rng(0))
 init_encoder_W = lae.params["encoder.W"].copy()       # (D, Z), to look at in section 4
 opt = Adam(lae.params, lr=LR)
-rng = np.random.default_rng(1)                        # shuffles the digits
-angles = [np.degrees(principal_angles(lae.decoder_basis, V_pca))]   # (Z,) per record, degrees
-steps_recorded, losses = [0], []
-step = 0
-while step < STEPS:
-    for xb in data.batches(x, BATCH, rng, drop_last=True):
+
+
+class Record:
+    """fit's callback: the step-size schedule; each step's loss, the principal angles every
+    RECORD steps; a stop after STEPS steps."""
+
+    def __init__(self):
+        self.steps, self.losses = [0], []
+        self.angles = [np.degrees(principal_angles(lae.decoder_basis, V_pca))]   # (Z,) degrees
+
+    def batch_begin(self, p):
+        step = p.epoch * p.batches + p.batch          # steps done before this one
         opt.lr = LR * min(1.0, (1 - step / STEPS) / DECAY)   # constant, then linear decay to 0
-        lae.zero_grad()
-        losses.append(lae.loss(xb))                   # batch mean squared error
-        lae.backward()
-        opt.step(lae.grads)
-        step += 1
+
+    def batch_end(self, p):
+        step = p.epoch * p.batches + p.batch          # steps done, this one included
+        self.losses.append(p.loss)                    # its batch mean squared error
         if step % RECORD == 0:
-            steps_recorded.append(step)
-            angles.append(np.degrees(principal_angles(lae.decoder_basis, V_pca)))
+            self.steps.append(step)
+            self.angles.append(np.degrees(principal_angles(lae.decoder_basis, V_pca)))
         if step == STEPS:
-            break
-angles = np.array(angles)                             # (records, Z), ascending in each row
+            p.stop = True
+
+
+record = Record()
+batches = int(np.ceil(N / BATCH))                     # minibatches an epoch, the last one short
+epochs = int(np.ceil(STEPS / batches))                # enough for STEPS steps; Record stops there
+fit(lae, x, opt, epochs, BATCH, rng=1, callbacks=[record])   # rng=1: the shuffles
+steps_recorded, losses = record.steps, record.losses
+angles = np.array(record.angles)                      # (records, Z), ascending in each row
 loss_ae, loss_pca = copy_float64(lae).loss(x64), pca.loss(x64)   # whole training set
 print(f"after {STEPS} steps: training loss {loss_ae:.4f}, PCA's {loss_pca:.4f}")
 print("principal angles to the PCA subspace (degrees):", np.round(angles[-1], 3))
@@ -452,7 +471,7 @@ roundtrip = We @ Wd                                   # (Z, Z), I at the optimum
 z_trained = lae_a.encode(xt)                          # (1000, Z)
 z_best = (xt - lae_a.params["decoder.b"]) @ W_pinv.T  # (1000, Z) least-squares codes
 code_error = np.linalg.norm(z_trained - z_best) / np.linalg.norm(z_trained)
-print("W_e W_d =\n", np.round(roundtrip, 3))
+print("W_e W_d =\n", np.array2string(roundtrip, precision=3, suppress_small=True))
 print(f"codes: || z - W_d^+ (x - b_d) || / || z || = {code_error:.4f}")
 
 # %%

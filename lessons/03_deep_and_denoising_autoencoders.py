@@ -48,6 +48,7 @@ from minivae.figures import image_grid
 from minivae.gradcheck import check_grad
 from minivae.models import PCA, Autoencoder, DenoisingAutoencoder, DiagonalGaussian, GaussianMixture
 from minivae.optim import Adam
+from minivae.train import fit
 
 FAST = os.environ.get("MINIVAE_FAST") == "1"   # small and quick (the tests); full size otherwise
 N_TRAIN = 8_000 if FAST else 60_000            # training digits
@@ -126,32 +127,20 @@ print(f"whole-model gradient check: autoencoder {err_ae:.1e}, denoising autoenco
 assert err_ae < 1e-7 and err_dae < 1e-7
 
 # %% [markdown]
-# The training loop is a few lines: shuffle, cut into minibatches, and for each one compute
-# the loss, run the backward pass and let Adam update the parameters in place.
+# The training loop is the library's, `minivae.train.fit(model, x, optimizer, epochs,
+# batch_size, rng)`, the loop of lesson 2: each epoch it shuffles the digits and cuts them into
+# minibatches, and for each one it computes the loss, runs the backward pass and lets the
+# optimizer (Adam) update the parameters in place. It returns one row per epoch, with the mean
+# training loss as `train_loss`. (Lesson 6 prints its source: one screen.)
 
 # %%
-def train(model, x, epochs, seed):
-    """Minibatch Adam on model.loss; returns the mean training loss of each epoch."""
-    opt = Adam(model.params, lr=LR)
-    rng = np.random.default_rng(seed)                 # shuffles the digits
-    history = []
-    for _ in range(epochs):
-        total = 0.0
-        for xb in data.batches(x, BATCH, rng):
-            model.zero_grad()
-            total += model.loss(xb) * len(xb)         # loss: mean over the batch
-            model.backward()
-            opt.step(model.grads)
-        history.append(total / len(x))
-    return history
-
-
 ae = Autoencoder(D, HIDDEN, Z, output="mse", rng=np.random.default_rng(1))
-history = train(ae, x_train, EPOCHS, seed=2)
+history = fit(ae, x_train, Adam(ae.params, lr=LR), EPOCHS, BATCH, rng=2)   # a row per epoch
+train_loss = [row["train_loss"] for row in history]                      # mean over each epoch
 pca = PCA(Z).fit(x_train)                             # the linear baseline, same code size
 err_ae_test = evaluate(ae, x_test)["mse"]             # mean over x of sum_d (x^ - x)^2
 err_pca_test = evaluate(pca, x_test)["mse"]
-print("training loss per epoch:", np.round(history, 2))
+print("training loss per epoch:", np.round(train_loss, 2))
 print(f"test squared error per digit: autoencoder {err_ae_test:.2f}, PCA with {Z} components "
       f"{err_pca_test:.2f}")
 
@@ -163,7 +152,7 @@ fig = show_rows([x_test[picks], pca.reconstruct(x_test[picks]), ae.reconstruct(x
 plt.show()
 
 # %%
-assert history[-1] < history[0]
+assert train_loss[-1] < train_loss[0]
 assert err_ae_test < 0.9 * err_pca_test               # nonlinear beats linear at the same size
 
 # %% [markdown]
@@ -190,8 +179,8 @@ dae_gauss = DenoisingAutoencoder(D, HIDDEN, Z, output="mse", noise="gaussian", n
                                  rng=np.random.default_rng(4))
 dae_mask = DenoisingAutoencoder(D, HIDDEN, Z, output="mse", noise="masking", noise_level=DROP,
                                 rng=np.random.default_rng(5))
-train(dae_gauss, x_train, EPOCHS, seed=6)
-train(dae_mask, x_train, EPOCHS, seed=7)
+fit(dae_gauss, x_train, Adam(dae_gauss.params, lr=LR), EPOCHS, BATCH, rng=6)
+fit(dae_mask, x_train, Adam(dae_mask.params, lr=LR), EPOCHS, BATCH, rng=7)
 
 
 def sq_err(a, b):
@@ -321,22 +310,30 @@ assert bayes_risk < map_risk
 
 # %% [markdown]
 # Now train a small DAE on this two-image data set with the same noise, and compare its
-# output with the exact posterior mean on fresh noisy images. Each step draws a batch of clean
-# images (each $x_a$ or $x_b$ with probability $\frac12$); `loss` adds fresh noise. The step size
-# decays to 0 over the last 30% of the steps, to average out the gradient noise.
+# output with the exact posterior mean on fresh noisy images. The training set is `BATCH`
+# copies of each of the two images, so that each minibatch of `fit` is a fresh random mix of
+# $x_a$ and $x_b$, about half of each; `loss` adds fresh noise at every step. A callback lets
+# the step size decay to 0 over the last 30% of the steps, to average out the gradient noise.
 
 # %%
+class LinearDecay:
+    """fit's callback: the step size stays at lr, then falls linearly to 0 over the last
+    share ``decay`` of all the steps."""
+
+    def __init__(self, opt, lr, decay):
+        self.opt, self.lr, self.decay = opt, lr, decay
+
+    def batch_begin(self, p):
+        step, steps = p.epoch * p.batches + p.batch, p.epochs * p.batches   # done, in all
+        self.opt.lr = self.lr * min(1.0, (1 - step / steps) / self.decay)
+
+
 dae_toy = DenoisingAutoencoder(D, hidden=(32,), z_dim=4, output="mse", noise="gaussian",
                                noise_level=sigma_toy, rng=np.random.default_rng(10))
+toy_set = np.repeat(clean.astype(np.float32), BATCH, axis=0)       # (2 BATCH, D): x_a..., x_b...
 opt = Adam(dae_toy.params, lr=3e-3)
-rng = np.random.default_rng(11)
-clean32 = clean.astype(np.float32)
-for step in range(TOY_STEPS):
-    opt.lr = 3e-3 * min(1.0, (1 - step / TOY_STEPS) / 0.3)
-    dae_toy.zero_grad()
-    dae_toy.loss(clean32[rng.integers(0, 2, size=BATCH)])
-    dae_toy.backward()
-    opt.step(dae_toy.grads)
+fit(dae_toy, toy_set, opt, TOY_STEPS // 2, BATCH, rng=11,          # 2 minibatches an epoch
+    callbacks=[LinearDecay(opt, 3e-3, decay=0.3)])
 
 # %% [markdown]
 # We measure the DAE on fresh noisy images by its distance to $m(\tilde x)$ and by its expected

@@ -364,6 +364,8 @@ class ExpLogvarReparameterize(Reparameterize):
 # Each part is right by its own definition. Now put them together in a real minivae `VAE`
 # (float64, smooth tanh units) and check the gradient of the **whole loss** (every
 # parameter of encoder and decoder) against central differences, with the noise held fixed.
+# `VAE.loss` samples through whatever layer sits in `vae.reparam` and `VAE.backward` runs that
+# layer's backward (lesson 6 prints both), so swapping in the buggy layer is all it takes.
 
 # %%
 zs = ExpLogvarReparameterize(rng=0).forward(np.zeros((N_MC, 1)), np.full((N_MC, 1), -1.0))

@@ -22,16 +22,19 @@
 # You will see:
 #
 # 1. a VAE assembled by hand from minivae layers, forward and backward, and shown to give
-#    the same loss and gradients as `minivae.models.VAE` to $10^{-7}$;
+#    the same loss and gradients as `minivae.models.VAE` to $10^{-7}$: the library's model is
+#    this code, line for line;
 # 2. the loss conventions (sum over pixels, mean over the batch, where $\beta$ enters), the
 #    same number printed the three ways popular examples print it, and the bug that comes from
 #    mixing two of them;
-# 3. training, and the trained model's reconstructions and samples;
+# 3. training with the library's loop, `minivae.train.fit`, and the trained model's
+#    reconstructions and samples;
 # 4. a VAE with a 2-D latent space: the learned manifold of digits and the codes by digit;
 # 5. what the loss means on grey-level images, and how it compares with the 87-90 nats that
 #    papers report on binarized MNIST.
 
 # %%
+import inspect
 import os
 
 import matplotlib.pyplot as plt
@@ -43,6 +46,7 @@ from minivae.gradcheck import rel_error
 from minivae.layers import Dense, Linear, Reparameterize, Sequential
 from minivae.models import VAE
 from minivae.optim import Adam
+from minivae.train import fit
 
 FAST = os.environ.get("MINIVAE_FAST") == "1"   # small and quick (the tests); full size otherwise
 N_TRAIN = 6_000 if FAST else 60_000            # training images used
@@ -172,6 +176,19 @@ assert abs(loss_hand - loss_lib) <= 1e-7 * abs(loss_lib)
 assert set(errors) == set(vae64.grads) and max(errors.values()) < 1e-7
 
 # %% [markdown]
+# They agree because they are the same code: `minivae/models/vae.py` is this code. Its `loss`
+# and `backward`, printed below, are `hand_loss` and `hand_backward` line for line. What it
+# adds: the checks of what the user hands over (`x`, `eps`); `w = beta * kl_weight` where we
+# wrote `beta` (`kl_weight` is 1 unless a KL warm-up ramps it, `minivae.train.KLWarmup`);
+# `self.last`, the per-example terms that the training loop averages; and a loss that must come
+# out finite. Its reconstruction term, `recon_nll`, calls `losses.bernoulli_nll` for this
+# likelihood (and `losses.gaussian_nll` for the Gaussian ones of exercise 2).
+
+# %%
+print(inspect.getsource(VAE.loss))
+print(inspect.getsource(VAE.backward))
+
+# %% [markdown]
 # Agreeing with the library only shows that we made the same choices. That they are right is
 # checked by central differences. The full check, entry by entry over all 650 thousand
 # parameters (lesson 5 did it on a small VAE), would take a while. Instead, for each parameter
@@ -292,37 +309,42 @@ assert abs(loss_mixed - loss_beta / D) < 1e-10 and err < 1e-7
 #
 # ## 3. Training
 #
-# The training loop, in full. `minivae.train` runs the same loop with checkpoints, resuming
-# and a command line (`python -m minivae train ...`); here we write it out, since it is short.
-# Each epoch we also evaluate on test images: `minivae.evaluate.evaluate` returns the mean
-# negative ELBO (`nelbo`, with $\beta = 1$), its two terms and more.
+# The training loop is the library's: `minivae.train.fit(model, x, optimizer, epochs,
+# batch_size, rng, callbacks)`, the same function `python -m minivae train` runs, with run
+# folders, checkpoints and resuming wrapped around it as callbacks. Here it is in full. Each
+# epoch draws a fresh shuffle; each minibatch is one forward pass (`model.loss`), one
+# backward pass and one optimizer step; the epoch's row of `history` holds the means of the
+# loss and of its terms (`model.last`) over the epoch's examples.
 
 # %%
-def fit(vae, x, epochs, seed, x_eval, lr=LR, batch_size=BATCH):
-    """Adam on minibatches of x for some epochs; returns one record of metrics per epoch."""
-    opt = Adam(vae.params, lr=lr)
-    order_rng = np.random.default_rng(seed)               # shuffles the minibatches
-    history = []
-    for epoch in range(epochs):
-        sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
-        for xb in data.batches(x, batch_size, order_rng):
-            vae.zero_grad()
-            vae.loss(xb)                                  # mean over the batch of recon + beta KL
-            vae.backward()
-            opt.step(vae.grads)
-            for k in sums:
-                sums[k] += float(vae.last[k].sum(dtype=f64))
-        ev = evaluate(vae, x_eval, rng=np.random.default_rng(epoch))
-        history.append({"epoch": epoch + 1, **{f"train_{k}": v / len(x) for k, v in sums.items()},
-                        "test_recon": ev["recon"], "test_kl": ev["kl"],
-                        "test_loss": ev["recon"] + vae.beta * ev["kl"]})
-        print(f"epoch {epoch + 1}: train loss {history[-1]['train_loss']:.2f}  "
+print(inspect.getsource(fit))
+
+# %% [markdown]
+# A **callback** is any object with some of the methods `epoch_begin`, `batch_begin`,
+# `batch_end`, `epoch_end`; `fit` calls them with its `Progress`, `p`. Ours evaluates on test
+# images after each epoch and adds the numbers to the epoch's row, `p.history[-1]`:
+# `minivae.evaluate.evaluate` returns the mean negative ELBO (`nelbo`, with $\beta = 1$), its
+# two terms and more.
+
+# %%
+class TestLoss:
+    """fit's callback: after each epoch, the test recon, KL and loss go into the epoch's row."""
+
+    def __init__(self, vae, x_eval):
+        self.vae, self.x_eval = vae, x_eval
+
+    def epoch_end(self, p):
+        ev = evaluate(self.vae, self.x_eval, rng=np.random.default_rng(p.epoch))
+        row = p.history[-1]                                 # {"epoch", "train_loss", ...}
+        row.update(test_recon=ev["recon"], test_kl=ev["kl"],
+                   test_loss=ev["recon"] + self.vae.beta * ev["kl"])
+        print(f"epoch {row['epoch']}: train loss {row['train_loss']:.2f}  "
               f"test recon {ev['recon']:.2f}  test KL {ev['kl']:.2f}")
-    return history
 
 
 loss_at_start = evaluate(vae, x_test, rng=np.random.default_rng(0))["nelbo"]
-history = fit(vae, x_train, EPOCHS, seed=1, x_eval=x_test)
+history = fit(vae, x_train, Adam(vae.params, lr=LR), EPOCHS, BATCH, rng=1,
+              callbacks=[TestLoss(vae, x_test)])
 figures.plot_loss_curves(history)
 plt.show()
 
@@ -386,7 +408,8 @@ assert own < 0.5 * others
 
 # %%
 vae_mixed = VAE(D, hidden=(H,), z_dim=Z, beta=D, rng=0)
-fit(vae_mixed, x_train, 1, seed=1, x_eval=x_test)
+fit(vae_mixed, x_train, Adam(vae_mixed.params, lr=LR), 1, BATCH, rng=1,
+    callbacks=[TestLoss(vae_mixed, x_test)])
 ev_mixed = evaluate(vae_mixed, x_test, rng=np.random.default_rng(7))
 figures.plot_reconstructions(vae_mixed, x_test[:16], SHAPE, nrow=8)
 plt.show()
@@ -410,7 +433,8 @@ assert spread < 0.2
 
 # %%
 vae2 = VAE(D, hidden=(H,), z_dim=2, rng=0)
-history2 = fit(vae2, x_train, EPOCHS_2D, seed=1, x_eval=x_test)
+history2 = fit(vae2, x_train, Adam(vae2.params, lr=LR), EPOCHS_2D, BATCH, rng=1,
+               callbacks=[TestLoss(vae2, x_test)])
 figures.plot_manifold(vae2, SHAPE, n=20)
 figures.plot_latent_scatter(vae2, x_test[:5000], y_test[:5000])
 plt.show()
@@ -565,7 +589,9 @@ assert np.allclose(ends, vae.reconstruct(x_test[[i_a, i_b]]), atol=1e-6)
 #
 # * A VAE is four library pieces: encoder, `Reparameterize`, decoder, `bernoulli_nll` +
 #   `gaussian_kl`. Its backward is the chain rule through them, with $\mu$ and logvar fed by
-#   two paths, and it matches `minivae.models.VAE` to $10^{-7}$.
+#   two paths. `minivae.models.VAE` is the same code, and matches ours to $10^{-7}$.
+# * It trains with `minivae.train.fit`, one screen of code; what a lesson (or a long run)
+#   wants besides, such as a test loss each epoch, comes in as a callback.
 # * minivae's loss is nats **per image**: summed over pixels and latent dimensions, averaged
 #   over the batch, with $\beta$ on the KL. Sum over the batch: $\times N$; mean over pixels:
 #   $/D$; bits per dimension: $/(D \ln 2)$.

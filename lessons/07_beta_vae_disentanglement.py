@@ -49,6 +49,7 @@ from minivae.evaluate import (evaluate, kl_decomposition, mutual_info_matrix,
                               mutual_information_gap)
 from minivae.models import VAE
 from minivae.optim import Adam
+from minivae.train import fit
 
 FAST = os.environ.get("MINIVAE_FAST") == "1"   # small and quick (the tests); full size otherwise
 BETAS = (0.5, 8.0) if FAST else (0.5, 1.0, 4.0, 8.0)   # the sweep
@@ -85,27 +86,15 @@ assert len(test_set.x) == round(0.1 * len(flat))
 # %% [markdown]
 # ## 1. A sweep over $\beta$
 #
-# The same VAE (Bernoulli decoder: the pixels are 0 or 1), trained once for each $\beta$, with
-# the loop of lesson 6. The library's `VAE(beta=...)` multiplies the per-example KL by $\beta$
-# inside its loss (and its gradient); nothing else changes.
+# The same VAE (Bernoulli decoder: the pixels are 0 or 1), trained once for each $\beta$ by
+# `minivae.train.fit`, the loop of lesson 6. The library's `VAE(beta=...)` multiplies the
+# per-example KL by $\beta$ inside its loss (and its gradient); nothing else changes.
 
 # %%
-def fit(vae, x, epochs, seed):
-    """Adam on shuffled minibatches of x (the loop of lesson 6)."""
-    opt = Adam(vae.params, lr=LR)
-    order_rng = np.random.default_rng(seed)
-    for _ in range(epochs):
-        for xb in data.batches(x, BATCH, order_rng):
-            vae.zero_grad()
-            vae.loss(xb)
-            vae.backward()
-            opt.step(vae.grads)
-    return vae
-
-
 models, results = {}, {}
 for beta in BETAS:
-    vae = fit(VAE(x.shape[1], hidden=HIDDEN, z_dim=Z, beta=beta, rng=0), x, EPOCHS, seed=1)
+    vae = VAE(x.shape[1], hidden=HIDDEN, z_dim=Z, beta=beta, rng=0)
+    fit(vae, x, Adam(vae.params, lr=LR), EPOCHS, BATCH, rng=1)    # Adam on shuffled minibatches
     ev = evaluate(vae, x, rng=np.random.default_rng(2))         # recon and KL on the training set
     mu = vae.encode(x)[0].astype(f64)                           # (N, Z) the codes
     models[beta] = vae

@@ -41,6 +41,7 @@ from minivae import data, figures
 from minivae.evaluate import active_units, evaluate, kl_decomposition, kl_per_dim, variance_law
 from minivae.models import VAE, GaussianMixture
 from minivae.optim import Adam
+from minivae.train import fit
 
 FAST = os.environ.get("MINIVAE_FAST") == "1"   # small and quick (the tests); full size otherwise
 N_TRAIN = 6_000 if FAST else 60_000            # training images used
@@ -58,25 +59,13 @@ SHAPE, D = train_set.image_shape, x_train.shape[1]
 
 # %% [markdown]
 # We train three VAEs, identical but for the number of latent dimensions, $Z = 2, 10, 50$,
-# with the short loop of lesson 6.
+# with `minivae.train.fit`, the loop of lesson 6 (without its per-epoch test loss).
 
 # %%
-def fit(vae, x, epochs, seed, lr=LR, batch_size=BATCH):
-    """Adam on minibatches of x (the loop of lesson 6, without the per-epoch evaluation)."""
-    opt = Adam(vae.params, lr=lr)
-    order_rng = np.random.default_rng(seed)
-    for _ in range(epochs):
-        for xb in data.batches(x, batch_size, order_rng):
-            vae.zero_grad()
-            vae.loss(xb)
-            vae.backward()
-            opt.step(vae.grads)
-    return vae
-
-
 models = {}
 for Z in Z_SIZES:
-    models[Z] = fit(VAE(D, hidden=(400,), z_dim=Z, rng=0), x_train, EPOCHS, seed=1)
+    models[Z] = VAE(D, hidden=(400,), z_dim=Z, rng=0)
+    fit(models[Z], x_train, Adam(models[Z].params, lr=LR), EPOCHS, BATCH, rng=1)
     ev = evaluate(models[Z], x_test[:2000], rng=np.random.default_rng(0))
     print(f"Z = {Z:2d}: test negative ELBO {ev['nelbo']:.1f} = recon {ev['recon']:.1f} "
           f"+ KL {ev['kl']:.1f}")
