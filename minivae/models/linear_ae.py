@@ -34,7 +34,7 @@ class LinearAutoencoder(EncoderDecoder):
                               input_grad=False, check_inputs=False)  # x is data, checked here
         self.decoder = Linear(self.z_dim, self.x_dim, rng=self.rng, dtype=dtype,
                               check_inputs=False)
-        self.cache = None
+        self.cache, self.last = None, {}
 
     def config(self):
         """The constructor arguments, as JSON-able values."""
@@ -65,11 +65,13 @@ class LinearAutoencoder(EncoderDecoder):
         return self.decode(self.encode(x))
 
     def loss(self, x):
-        """Batch mean of the per-example squared error (summed over pixels). Keeps the cache."""
+        """Batch mean of the per-example squared error (summed over pixels). Keeps the cache;
+        the per-example values go to ``self.last``."""
         self._check_x(x, "loss")
         x_hat = self.decoder.forward(self.encoder.forward(x))               # (N, D)
         e, dx_hat = losses.mse(x_hat, x)                                     # (N,), (N, D)
         self.cache = (x.shape[0], dx_hat)
+        self.last = {"loss": e}
         return float(e.mean())
 
     def backward(self):
