@@ -101,8 +101,8 @@ def test_every_figure_is_returned_and_saved_only_when_asked(dataset, tmp_path):
 def test_a_figure_that_fails_half_written_leaves_the_old_picture(tmp_path, monkeypatch):
     """Figures are drawn in memory and replace the file at once: a write that dies half-way
     (a full disk, say) leaves the previous PNG whole, and no temporary file behind."""
-    from minivae.run import atomic as checkpoint
     from minivae.errors import MinivaeError
+    from minivae.run import atomic
     path = tmp_path / "images.png"
     figures.plot_images(np.zeros((4, 4)), (2, 2), path=path)
     old = path.read_bytes()
@@ -110,7 +110,7 @@ def test_a_figure_that_fails_half_written_leaves_the_old_picture(tmp_path, monke
     def half_then_fail(f, data):
         f.write(data[: len(data) // 2])
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(checkpoint, "_write_all", half_then_fail)
+    monkeypatch.setattr(atomic, "_write_all", half_then_fail)
     with pytest.raises(MinivaeError, match="No space left"):
         figures.plot_images(np.ones((4, 4)), (2, 2), path=path)
     assert path.read_bytes() == old
