@@ -173,10 +173,13 @@ def child_train(job):
         from minivae.models.vae import VAE
         from minivae.optim import Adam
         from minivae.train import fit
-        model = VAE(784, (400,), 20, rng=ARGS.seed)              # float32, bernoulli, relu
-        opt = Adam(model.params, lr=1e-3)
 
-        def run(rows, between=None, optimizer=opt):
+        def fresh():
+            model = VAE(784, (400,), 20, rng=ARGS.seed)          # float32, bernoulli, relu
+            return model, Adam(model.params, lr=1e-3)
+        model, opt = fresh()
+
+        def run(rows, between=None, model=model, optimizer=opt):
             """minivae.train.fit, one epoch over x[rows] (x itself for a whole epoch: fit
             shuffles it), each batch timed by a callback."""
             timer = StepTimer(between)
@@ -197,7 +200,7 @@ def child_train(job):
     if job in ("minivae", "flat"):                               # after the clock
         result["in_turn"] = in_turn(run, order)
     if job == "minivae":                                         # where a step goes
-        result["split"] = split_step(opt, run, order[:BREAKDOWN * B])
+        result["split"] = split_step(*fresh(), run, order[:BREAKDOWN * B])
     return result
 
 
@@ -236,12 +239,18 @@ def in_turn(run, order):
     return {"step_s": median(steps), "sgemm_s": median(sgemm)}
 
 
-def split_step(opt, run, rows):
+def split_step(model, opt, run, rows):
     """Mean seconds per step of fit over ``rows``, in Adam, in the matrix products, and in the
-    rest. Adam is timed inside the step (fit gets a wrapper around opt.step). The products
-    cannot be: the layers write ``x @ W``, which no stopwatch can wrap without editing them,
-    so after each step (off its clock) the same 11 products are timed as the layers write
-    them (``a @ b``, a new array each, on operands of the step's shapes and layouts)."""
+    rest, for a fresh ``model`` and ``opt``. Adam is timed inside the step (fit gets a wrapper
+    around opt.step). The products cannot be: the layers write ``x @ W``, which no stopwatch
+    can wrap without editing them, so after each step (off its clock) the same 11 products
+    are timed as the layers write them (``a @ b``, a new array each, on operands of the
+    step's shapes and layouts).
+
+    Fresh, so that its steps are like the timed epoch's. Later in training, Adam's first
+    moments for the weights of ReLU units that have died (whose gradient is exactly 0 from
+    then on) shrink by b1 = 0.9 a step into float32 subnormals, some 700 steps in here, and on
+    CPUs that take a slow path for subnormals Adam's pass then takes several times longer."""
     import numpy as np
     calls = product_operands(np.random.default_rng(0))
     spent = {"products": 0.0, "optimizer": 0.0}
@@ -257,7 +266,7 @@ def split_step(opt, run, rows):
         for a, b, _ in calls:
             a @ b                                               # (M, N), a new array
         spent["products"] += time.perf_counter() - t0
-    times = run(rows, between=products, optimizer=TimedAdam())
+    times = run(rows, between=products, model=model, optimizer=TimedAdam())
     n = len(times)
     out = {"step": sum(times) / n, **{k: v / n for k, v in spent.items()}}
     out["rest"] = out["step"] - out["products"] - out["optimizer"]
@@ -418,7 +427,8 @@ def train_table(samples):
         s["minivae"]["split"] = sp
         alone = f" (the same products timed alone: {s['sgemm']['step_s'] * 1e3:.2f} ms)" \
             if rate else ""
-        print(f"minivae's step split ({BREAKDOWN} more steps of fit, medians over rounds): "
+        print(f"minivae's step split ({BREAKDOWN} steps of fit on a fresh model, medians over "
+              "rounds): "
               f"{sp['step'] * 1e3:.2f} ms = matrix products {sp['products'] * 1e3:.2f} (timed "
               f"between steps, as the layers write them){alone} + Adam "
               f"{sp['optimizer'] * 1e3:.2f} + the rest {sp['rest'] * 1e3:.2f}")
