@@ -181,3 +181,27 @@ def test_bad_arguments_raise_input_error():
     state["m.W"] = np.zeros((2, 3))
     with pytest.raises(InputError, match=r"'m.W' has shape \(2, 3\), expected \(3, 2\)"):
         Adam(params).load_state_dict(state)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make_opt", [lambda p: Adam(p, lr=1e-3),
+                                      lambda p: SGD(p, lr=1e-3, momentum=0.9)],
+                         ids=["adam", "sgd"])
+def test_moments_of_a_gradient_that_stays_zero_reach_zero_not_subnormal_numbers(dtype, make_opt):
+    """A dead unit's gradient is exactly 0: its moment shrinks geometrically. Below the smallest
+    normal number it is set to 0 (subnormal arithmetic is many times slower), and the
+    parameters it no longer moves stay where they are."""
+    p = {"w": np.ones(8, dtype)}
+    opt = make_opt(p)
+    opt.step({"w": np.ones(8, dtype)})                       # one real gradient, then none
+    before = p["w"].copy()
+    tiny = np.finfo(dtype).tiny
+    for _ in range(8000 if dtype == np.float64 else 1000):  # 0.9^t passes through subnormals
+        opt.step({"w": np.zeros(8, dtype)})
+        state = opt.state_dict()
+        for k, a in state.items():
+            if k != "t":
+                assert not ((a != 0) & (np.abs(a) < tiny)).any(), (opt.t, k, a)
+    first = state["m.w"] if "m.w" in state else state["v.w"]
+    assert (first == 0).all()                                # it did reach that range
+    assert np.all(np.abs(p["w"] - before) < 0.1)             # and moved w only while it lived
