@@ -47,6 +47,19 @@ def bernoulli_nll(logits, x):
     return nll, dlogits.reshape(logits.shape)
 
 
+def bernoulli_nll_repeated(logits, x, m):
+    """-log Bernoulli(x_n | sigmoid(logits_r)) for row r of logits (N m, D) and n = r // m: m
+    decoded samples per example side by side, for importance sampling. No gradient, and no
+    copy of x repeated m times.   -> nll (N m,) float64."""
+    who = "bernoulli_nll_repeated"
+    check_array(logits, who, ndim=2, name="logits", finite=False)
+    check_array(x, who, shape=(logits.shape[0] // m, logits.shape[1]), dtype=logits.dtype,
+                finite=False)
+    nll = K.bernoulli_nll_repeated(logits, x, m, np.empty(logits.shape[0]))
+    _finite(nll, who, lambda: f"logits up to {np.abs(logits).max():.4g} in {logits.dtype}")
+    return nll
+
+
 def gaussian_nll(mean, logvar, x):
     """-log N(x | mean, exp(logvar)) per example.   -> nll (N,), (dmean, dlogvar).
 

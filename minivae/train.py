@@ -60,6 +60,8 @@ def fit(model, x, optimizer, epochs, batch_size=128, rng=None, callbacks=(), *,
                                       progress)
     while p.epoch < epochs and not p.stop:
         _call(callbacks, "epoch_begin", p)
+        if p.stop:
+            break
         x_e = dynamic_binarize(x, rng) if binarize else x                 # (N, D)
         order = rng.permutation(len(x_e))                                 # (N,) a fresh shuffle
         while p.batch < p.batches and not p.stop:

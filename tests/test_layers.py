@@ -8,7 +8,17 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from minivae.errors import InputError
-from minivae.layers import Dense, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Softplus, Tanh
+from minivae.layers import (
+    Dense,
+    Identity,
+    LeakyReLU,
+    Linear,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softplus,
+    Tanh,
+)
 
 ACTIVATIONS = ["identity", "relu", "leaky_relu", "tanh", "sigmoid", "softplus"]
 KINKED = {"relu", "leaky_relu"}
@@ -25,7 +35,8 @@ def plain(name, a, slope=0.01):
             "softplus": np.logaddexp(0.0, a)}[name]
 
 
-LAYERS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "softplus": Softplus}
+LAYERS = {"identity": Identity, "relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid,
+          "softplus": Softplus}
 
 
 # ---- gradients ----
@@ -54,7 +65,7 @@ def test_dense_gradients(activation, data):
     assert ok, errors
 
 
-@pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid", "softplus"])
+@pytest.mark.parametrize("name", ["identity", "relu", "tanh", "sigmoid", "softplus"])
 @CHECK
 @given(data=st.data())
 def test_activation_gradients(name, data):
@@ -111,7 +122,7 @@ def test_dense_matches_linear_then_formula(activation, dtype, data):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid", "softplus"])
+@pytest.mark.parametrize("name", ["identity", "relu", "tanh", "sigmoid", "softplus"])
 @CHECK
 @given(data=st.data())
 def test_activation_forward_formula(name, dtype, data):

@@ -15,7 +15,7 @@ parameter: lr m / (sqrt(v) + eps) is below 1e-30.
 import numpy as np
 from numba import njit
 
-TINY = {4: 1.1754943508222875e-38, 8: 2.2250738585072014e-308}   # smallest normal, by itemsize
+TINY32, TINY64 = 1.1754943508222875e-38, 2.2250738585072014e-308   # the smallest normal floats
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -27,8 +27,7 @@ def _flush(a, tiny, zero):
 @njit(cache=True, error_model="numpy")
 def sgd_update(p, g, v, lr, momentum, wd):
     """One SGD step with momentum, in place on p and v (all 1-D, same length)."""
-    tiny = np.full(1, 1.1754943508222875e-38 if p.itemsize == 4 else 2.2250738585072014e-308,
-                   p.dtype)[0]
+    tiny = np.full(1, TINY32 if p.itemsize == 4 else TINY64, p.dtype)[0]
     zero = np.zeros(1, p.dtype)[0]
     for i in range(p.shape[0]):
         gi = g[i] + wd * p[i]
@@ -43,8 +42,7 @@ def adam_update(p, g, m, v, lr, b1, b2, eps, t, wd):
     Constants are cast to p's dtype once, so a float32 model updates in float32.
     """
     one, zero = np.ones(1, p.dtype)[0], np.zeros(1, p.dtype)[0]
-    tiny = np.full(1, 1.1754943508222875e-38 if p.itemsize == 4 else 2.2250738585072014e-308,
-                   p.dtype)[0]
+    tiny = np.full(1, TINY32 if p.itemsize == 4 else TINY64, p.dtype)[0]
     b1_, b2_ = np.full(1, b1, p.dtype)[0], np.full(1, b2, p.dtype)[0]
     eps_, wd_ = np.full(1, eps, p.dtype)[0], np.full(1, wd, p.dtype)[0]
     step = np.full(1, lr / (1.0 - b1 ** t), p.dtype)[0]      # lr / (1 - b1^t)
@@ -57,7 +55,7 @@ def adam_update(p, g, m, v, lr, b1, b2, eps, t, wd):
 
 
 def _flush_np(a):
-    a[np.abs(a) < TINY[a.itemsize]] = 0
+    a[np.abs(a) < (TINY32 if a.itemsize == 4 else TINY64)] = 0
     return a
 
 

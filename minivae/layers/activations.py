@@ -85,13 +85,17 @@ class Tanh(Activation):
         return 1 - y * y
 
 
+def sigmoid(x):
+    """1 / (1 + exp(-x)), as exp(-|x|) / (1 + exp(-|x|)) for x < 0: no overflow for any x."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
 class Sigmoid(Activation):
-    """y = 1 / (1 + exp(-x)), as exp(-|x|) / (1 + exp(-|x|)) for x < 0: no overflow.
-    dy/dx = y (1 - y)."""
+    """y = 1 / (1 + exp(-x)).   dy/dx = y (1 - y)."""
 
     def f(self, x):
-        e = np.exp(-np.abs(x))
-        return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        return sigmoid(x)
 
     def df(self, y):
         return y * (1 - y)

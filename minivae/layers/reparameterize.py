@@ -13,6 +13,13 @@ import numpy as np
 from minivae.layers.base import Layer
 
 
+def sample(mu, logvar, eps):
+    """z = mu + exp(0.5 logvar) * eps, and std = exp(0.5 logvar): the formula, written once.
+    Any shapes that broadcast, e.g. mu (N, 1, Z) against eps (N, k, Z) for k samples each."""
+    std = np.exp(0.5 * logvar)
+    return mu + std * eps, std
+
+
 class Reparameterize(Layer):
     """(mu, logvar) (N, Z) -> z (N, Z).   The eps used is kept in ``self.eps``."""
 
@@ -28,9 +35,9 @@ class Reparameterize(Layer):
         if eps is None:
             eps = self.rng.standard_normal(mu.shape, dtype=mu.dtype)   # (N, Z)
         self.check(eps, "eps", shape=mu.shape, dtype=mu.dtype, like="mu")
-        std = np.exp(0.5 * logvar)                                      # (N, Z)
+        z, std = sample(mu, logvar, eps)                                # (N, Z) x2
         self.eps, self.cache = eps, (eps, std)
-        return mu + std * eps                                           # (N, Z)
+        return z
 
     def backward(self, dz):
         eps, std = self.cached()

@@ -23,15 +23,11 @@ from minivae import losses
 from minivae.checks import check_array
 from minivae.errors import InputError
 from minivae.layers import ACTIVATIONS
+from minivae.layers.activations import sigmoid
 from minivae.models.base import EncoderDecoder, choice, float_dtype, mlp, number, size, sizes
 
 OUTPUTS = ("bernoulli", "mse")
 NOISES = ("gaussian", "masking")
-
-
-def sigmoid(a):
-    """1 / (1 + exp(-a)), written as 0.5 (1 + tanh(a / 2)): no overflow for any a."""
-    return 0.5 * (1.0 + np.tanh(0.5 * a))
 
 
 class Autoencoder(EncoderDecoder):
@@ -85,12 +81,15 @@ class Autoencoder(EncoderDecoder):
         bernoulli, x^ for mse."""
         check_array(z, f"{type(self).__name__}.decode", shape=(None, self.z_dim),
                     dtype=self.dtype, name="z")
+        return self._decode(z)
+
+    def _decode(self, z):
         out = self.decoder.forward(z)                                        # (N, D)
         return sigmoid(out) if self.output == "bernoulli" else out
 
     def reconstruct(self, x):
         """decode(encode(x)), without any corruption.   (N, x_dim) -> (N, x_dim)."""
-        return self.decode(self.encode(x))
+        return self._decode(self.encode(x))
 
     def recon_loss(self, out, x):
         """Per-example loss and its gradient w.r.t. the decoder output.   -> (N,), (N, D)."""
@@ -118,7 +117,7 @@ class Autoencoder(EncoderDecoder):
         """Add d loss / d params into ``grads``."""
         N, dout = self.cached()
         dz = self.decoder.backward(dout / N)                                 # (N, Z)
-        self.encoder.backward(dz)                                            # (N, D)
+        self.encoder.backward(dz)                                            # dz (N, Z)
 
     def __repr__(self):
         return (f"{type(self).__name__}(x_dim={self.x_dim}, hidden={self.hidden}, "
@@ -153,7 +152,9 @@ class DenoisingAutoencoder(Autoencoder):
     def corrupt(self, x, rng=None):
         """x~: x with fresh noise from ``rng`` (``self.rng`` if None).   (N, D) -> (N, D)."""
         self._check_x(x, "corrupt")
-        rng = self.rng if rng is None else np.random.default_rng(rng)
+        return self._corrupt(x, self.rng if rng is None else np.random.default_rng(rng))
+
+    def _corrupt(self, x, rng):
         if self.noise == "gaussian":
             return x + self.noise_level * rng.standard_normal(x.shape, dtype=self.dtype)
         keep = rng.random(x.shape, dtype=self.dtype) >= self.noise_level     # (N, D) bool
@@ -167,14 +168,14 @@ class DenoisingAutoencoder(Autoencoder):
         """
         check_array(x_tilde, "DenoisingAutoencoder.denoise", shape=(None, self.x_dim),
                     dtype=self.dtype, name="x_tilde")
-        return self.decode(self.encoder.forward(x_tilde))
+        return self._decode(self.encoder.forward(x_tilde))
 
     def loss(self, x, x_tilde=None):
         """Batch mean loss of reconstructing the clean x from x~ (drawn from ``self.rng``
         unless given)."""
         self._check_x(x, "loss")
         if x_tilde is None:
-            x_tilde = self.corrupt(x)
+            x_tilde = self._corrupt(x, self.rng)
         else:
             check_array(x_tilde, "DenoisingAutoencoder.loss", shape=x.shape, dtype=self.dtype,
                         name="x_tilde")

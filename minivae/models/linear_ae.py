@@ -62,7 +62,7 @@ class LinearAutoencoder(EncoderDecoder):
 
     def reconstruct(self, x):
         """decode(encode(x)).   (N, D) -> (N, D)."""
-        return self.decode(self.encode(x))
+        return self.decoder.forward(self.encode(x))
 
     def loss(self, x):
         """Batch mean of the per-example squared error (summed over pixels). Keeps the cache;
@@ -78,7 +78,7 @@ class LinearAutoencoder(EncoderDecoder):
         """Add d loss / d params into ``grads``:  dz = (dx^ / N) @ Wd^T,  then the encoder."""
         N, dx_hat = self.cached()
         dz = self.decoder.backward(dx_hat / N)                               # (N, Z)
-        self.encoder.backward(dz)                                            # (N, D)
+        self.encoder.backward(dz)                                            # dz (N, Z)
 
     def __repr__(self):
         return f"LinearAutoencoder({self.x_dim} -> {self.z_dim} -> {self.x_dim}, {self.dtype.name})"

@@ -8,10 +8,11 @@ decoder to the parameters of p(x|z), and the negative ELBO as its loss.
 ``loss`` runs the forward pass in the order the ELBO is written, and ``backward`` runs the
 same graph in reverse, one step of the chain rule a line (lesson 6 derives each):
 
-    dout         = d recon / d out  / N                 the likelihood's gradient, batch mean
-    dz           = decoder.backward(dout)
+    dout         = d recon / d out                      the likelihood's gradient, per example
+    dz           = decoder.backward(dout / N)           the loss is a batch mean
     dmu, dlogvar = reparam.backward(dz)                 through z ...
-                 + w/N (mu, 0.5 (exp(logvar) - 1))      ... and straight from the KL, w = beta
+                 + w/N (mu, 0.5 (exp(logvar) - 1))      ... and straight from the KL,
+                                                        w = beta * kl_weight
     encoder.backward([dmu | dlogvar])
 """
 
@@ -20,9 +21,9 @@ import numpy as np
 from minivae import losses
 from minivae.checks import check_array, check_count
 from minivae.errors import InputError, NonFiniteError
-from minivae.kernels import losses as K
-from minivae.kernels.checks import all_finite
 from minivae.layers import ACTIVATIONS, Reparameterize
+from minivae.layers.activations import sigmoid
+from minivae.layers.reparameterize import sample
 from minivae.models.base import EncoderDecoder, choice, float_dtype, mlp, number, size, sizes
 
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
@@ -117,9 +118,12 @@ class VAE(EncoderDecoder):
     def decode(self, z):
         """The mean of p(x|z).   z (N, Z) -> (N, x_dim): probabilities for Bernoulli."""
         check_array(z, "VAE.decode", shape=(None, self.z_dim), dtype=self.dtype, name="z")
+        return self._decode(z)
+
+    def _decode(self, z):
         mean = self.decoder.forward(z)[:, :self.x_dim]                  # (N, D)
         if self.likelihood == "bernoulli":
-            return 0.5 * (1.0 + np.tanh(0.5 * mean))                    # sigmoid, no overflow
+            return sigmoid(mean)
         return mean
 
     def sample(self, n, rng=None):
@@ -131,7 +135,7 @@ class VAE(EncoderDecoder):
     def reconstruct(self, x):
         """decode(mu(x)): the mean reconstruction.   (N, x_dim) -> (N, x_dim)."""
         mu, _ = self.encode(x)
-        return self.decode(np.ascontiguousarray(mu))
+        return self._decode(mu)
 
     # ---- likelihood estimates ----
 
@@ -152,7 +156,7 @@ class VAE(EncoderDecoder):
     def _log_weights(self, x, mu, logvar, eps):
         B, m, Z = eps.shape
         log2pi = np.log(2 * np.pi)
-        z = mu[:, None, :] + np.exp(0.5 * logvar)[:, None, :] * eps             # (B, m, Z)
+        z, _ = sample(mu[:, None, :], logvar[:, None, :], eps)                  # (B, m, Z)
         out = self.decoder.forward(z.reshape(B * m, Z))                         # (B m, D)
         nll = self._nll_repeated(out, x, m).reshape(B, m)                       # (B, m)
         log_p_z = -0.5 * (z.astype(np.float64) ** 2 + log2pi).sum(axis=2)       # (B, m)
@@ -163,14 +167,10 @@ class VAE(EncoderDecoder):
     def _nll_repeated(self, out, x, m):
         """-log p(x_n | z) for rows n m ... n m + m - 1 of the decoder output.  -> (B m,).
 
-        Bernoulli: one kernel reads x_n for its m rows (no copy of x repeated m times)."""
-        if self.likelihood != "bernoulli":
-            return self.recon_nll(out, np.repeat(x, m, axis=0))[0]
-        nll = K.bernoulli_nll_repeated(out, x, m, np.empty(out.shape[0]))
-        if not all_finite(nll):
-            raise NonFiniteError("VAE: the decoder's logits overflowed while estimating "
-                                 "log p(x); expected finite values")
-        return nll
+        Bernoulli reads x_n for its m rows (no copy of x repeated m times)."""
+        if self.likelihood == "bernoulli":
+            return losses.bernoulli_nll_repeated(out, x, m)
+        return self.recon_nll(out, np.repeat(x, m, axis=0))[0]
 
     def iwae_bound(self, x, k, rng=None, max_floats=2 ** 21):
         """Per-example IWAE lower bound on log p(x) with k importance samples.   -> (N,).
@@ -193,7 +193,7 @@ class VAE(EncoderDecoder):
         for start in range(0, N, examples):
             xb = x[start:start + examples]                              # (B, D)
             h = self.encoder.forward(xb)                                # (B, 2Z)
-            mu, logvar = np.ascontiguousarray(h[:, :Z]), np.ascontiguousarray(h[:, Z:])
+            mu, logvar = h[:, :Z], h[:, Z:]                             # (B, Z) each
             B = xb.shape[0]
             s = min(k, max(1, per_chunk // B))                          # samples per pass
             run_max, run_sum = np.full(B, -np.inf), np.zeros(B)
