@@ -1,68 +1,112 @@
-"""Every lesson runs top to bottom as a notebook, in fast mode.
+"""Every lesson runs top to bottom as a notebook, in fast mode; every exercise can be assigned.
 
-Each ``lessons/NN_name.py`` (a jupytext percent script) is converted to a notebook in memory
-and executed by a real Jupyter kernel, cell by cell, the way a student runs it: one test per
-lesson, failing with the traceback of the first cell that raises (every derivation in a lesson
-is followed by a cell that asserts it, so a false claim fails here).
+Each ``lessons/NN_name.py`` (a jupytext percent script) is converted to a notebook in memory,
+its *solution version* (the exercise stubs removed, ``lessons/course.py``), and executed by a
+real Jupyter kernel, cell by cell, the way a student runs it: one test per lesson, failing
+with the traceback of the first cell that raises (every derivation in a lesson is followed by
+a cell that asserts it, so a false claim fails here). After the lesson, in the same kernel,
+each exercise is replayed: its stub, then its check, which must fail; then its solution and
+its check again, which must pass. So a student who starts from the stub sees the check fail
+until the code is right.
 
-The kernel runs *this* interpreter (whatever ``python3`` kernelspec the machine has), in
-``lessons/``, with this process's environment plus MINIVAE_FAST=1, MPLBACKEND=Agg and this
-checkout first on PYTHONPATH; so it sees MINIVAE_DATA_MIRROR as set by conftest.py.
+The kernel runs *this* interpreter, in ``lessons/``, with this process's environment plus
+MINIVAE_FAST=1, MPLBACKEND=Agg and this checkout first on PYTHONPATH; so it sees
+MINIVAE_DATA_MIRROR as set by conftest.py. It is shut down when its test ends, pass or fail
+(a test below checks that). With MINIVAE_LESSONS_FULL=1 in the environment the lessons run
+at full size instead (slow: see lessons/README.md, or ``python lessons/course.py run --full``).
 
 Select or skip these tests with the ``lessons`` marker: ``pytest -m lessons``, ``-m "not lessons"``.
 """
 
+import importlib.util
 import json
 import os
 import subprocess
 from pathlib import Path
 
-import jupytext
 import nbformat
 import pytest
-from jupyter_client import KernelManager
-from jupyter_client.kernelspec import KernelSpecManager
-from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 pytestmark = pytest.mark.lessons
 
 REPO = Path(__file__).resolve().parents[1]
 LESSONS = REPO / "lessons"
 LESSON_FILES = sorted(LESSONS.glob("[0-9][0-9]_*.py"))
-CELL_TIMEOUT = 600          # seconds per cell; a fast-mode lesson takes ~30 s in all
 FAST_LINE = 'FAST = os.environ.get("MINIVAE_FAST") == "1"'
+FULL = os.environ.get("MINIVAE_LESSONS_FULL") == "1"
+CELL_TIMEOUT = 7200 if FULL else 600      # seconds per cell; a fast-mode lesson takes ~30 s in all
+REPLAY = "minivae_replay"                 # metadata key of the replayed cells that must fail
 
 
-def kernel_env():
-    """This process's environment, in fast mode, headless, importing this checkout's minivae."""
-    env = dict(os.environ, MINIVAE_FAST="1", MPLBACKEND="Agg")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    return env
+def load_course():
+    """lessons/course.py as a module (it is a script, not part of the minivae package)."""
+    spec = importlib.util.spec_from_file_location("course", LESSONS / "course.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def python3_kernel():
-    """A kernel manager for the ``python3`` kernel of the running interpreter.
+course = load_course()
 
-    With no kernelspec directories searched, jupyter_client falls back to ipykernel's own
-    ``python3`` spec, which launches sys.executable: a ``python3`` kernelspec installed for
-    some other Python (e.g. by ``ipykernel install --user``) cannot be picked up instead.
-    """
-    specs = KernelSpecManager(kernel_dirs=[])
-    return KernelManager(kernel_name="python3", kernel_spec_manager=specs)
+
+def replay(nb):
+    """Cells that replay each exercise: stub, check (must raise), solution, check (must pass)."""
+    cells = []
+    for n, ex in enumerate(course.exercises(nb), 1):
+        if not ex["stubs"]:
+            continue
+        failing = nbformat.from_dict(ex["check"])
+        failing.metadata["tags"] = ["raises-exception"]          # nbclient: an error is allowed
+        failing.metadata[REPLAY] = n
+        cells += [nbformat.from_dict(c) for c in ex["stubs"]] + [failing]
+        cells += [nbformat.from_dict(c) for c in ex["solutions"] if c.cell_type == "code"]
+        cells.append(nbformat.from_dict(ex["check"]))
+    return cells
 
 
 @pytest.mark.parametrize("path", LESSON_FILES, ids=[p.stem for p in LESSON_FILES])
 def test_lesson_runs_as_a_notebook(path):
     text = path.read_text(encoding="utf-8")
     assert FAST_LINE in text, f"{path.name}: expected the line `{FAST_LINE}` near the top"
-    nb = jupytext.reads(text, fmt="py:percent")
+    nb = course.read_lesson(path)
     assert nb.metadata["jupytext"]["text_representation"]["format_name"] == "percent", (
         f"{path.name}: expected a jupytext percent header (see lessons/README.md)")
-    nbformat.validate(nb)
-    client = NotebookClient(nb, km=python3_kernel(), timeout=CELL_TIMEOUT,
-                            resources={"metadata": {"path": str(LESSONS)}},
-                            extra_arguments=["--InteractiveShell.colors=nocolor"])
-    client.execute(env=kernel_env())     # raises CellExecutionError with the cell's traceback
+    run = course.version(nb, course.SOLUTION)
+    run.cells += replay(nb)
+    nbformat.validate(run)
+    course.run_notebook(run, fast=not FULL, timeout=CELL_TIMEOUT)   # CellExecutionError: traceback
+    passed = [c.metadata[REPLAY] for c in run.cells if REPLAY in c.metadata
+              and not any(o.output_type == "error" for o in c.outputs)]
+    assert not passed, (f"{path.name}: the check of exercise(s) {passed} passes with the stub; "
+                        "a student's unfinished code must fail it")
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["passing", "failing"])
+def test_each_kernel_is_shut_down_when_its_lesson_ends(fails):
+    """A lesson's kernel holds up to a gigabyte: it must not outlive its test, pass or fail."""
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import os\nprint(os.getpid())"),
+        nbformat.v4.new_code_cell("assert False, 'a failing check'" if fails else "x = 1")])
+    km = course.python3_kernel()
+    if fails:
+        with pytest.raises(CellExecutionError, match="a failing check"):
+            course.run_notebook(nb, km=km, timeout=60)
+    else:
+        course.run_notebook(nb, km=km, timeout=60)
+    pid = int(nb.cells[0].outputs[0]["text"])
+    assert not km.has_kernel
+    assert not process_alive(pid), f"the kernel (pid {pid}) is still running"
+
+
+def process_alive(pid):
+    """Is pid a running process (not gone, not a zombie)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
 
 
 def test_there_are_lessons():
@@ -88,4 +132,3 @@ def test_committed_notebooks_carry_no_outputs():
                 dirty.append(f"{path.name} cell {i}")
     assert not dirty, ("notebooks committed with outputs (clear them, or better keep the lesson "
                        f"as a .py percent script only): {dirty}")
-

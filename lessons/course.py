@@ -1,0 +1,223 @@
+"""Tools for the course: exercise and solution versions of each lesson; running lessons, timed.
+
+Each lesson ``lessons/NN_name.py`` holds, for every exercise, three kinds of code cell:
+
+    # %% tags=["exercise"]     the stub a student starts from: it runs, and the check fails
+    # %% tags=["solution"]     the worked solution (a Markdown cell may carry the tag too)
+    # %%                       the check: asserts that pass once the code above is right
+
+The lesson file itself runs the stub and then the solution, so it passes top to bottom.
+From it this script makes two notebooks (the scikit-learn MOOC's ``_ex`` and ``_sol``):
+
+    exercise version   solution cells removed: hand it to students; every check fails
+                       until the student's code is right
+    solution version   stubs removed: what the tests run
+
+Usage, from the repository root:
+
+    python lessons/course.py versions [--out build/lessons]      both versions of every lesson
+    python lessons/course.py run [--full] [--readme] [NN ...]     run lessons, print the times
+
+``run`` executes each lesson's solution version as a notebook in a fresh Jupyter kernel (the
+way the tests do), in fast mode or at ``--full`` size, and shuts the kernel down when the
+lesson ends, pass or fail. With ``--readme`` it writes the measured times into the run-time
+column of lessons/README.md.
+"""
+
+import argparse
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+LESSONS = Path(__file__).resolve().parent
+REPO = LESSONS.parent
+LESSON_FILES = sorted(LESSONS.glob("[0-9][0-9]_*.py"))
+EXERCISE, SOLUTION = "exercise", "solution"
+EXERCISE_NOTE = ("*Exercise version.* The solutions are not in this notebook. Below each "
+                 "exercise, write your code in the cell that says so; the check cell after it "
+                 "fails until your code is right.")
+
+
+# ---- exercise and solution versions ----
+
+def tags(cell):
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
+def read_lesson(path):
+    """The lesson at ``path`` as a notebook (nbformat v4), every cell as written."""
+    return jupytext.reads(Path(path).read_text(encoding="utf-8"), fmt="py:percent")
+
+
+def version(nb, which):
+    """A copy of nb with the cells of the other version removed: which = "exercise" drops
+    the solution cells, which = "solution" drops the stubs."""
+    if which not in (EXERCISE, SOLUTION):
+        raise ValueError(f"version: expected 'exercise' or 'solution', got {which!r}")
+    drop = SOLUTION if which == EXERCISE else EXERCISE
+    out = nbformat.from_dict(nb)                                    # a deep copy
+    out.cells = [c for c in out.cells if drop not in tags(c)]
+    if which == EXERCISE:
+        out.cells.insert(1, nbformat.v4.new_markdown_cell(EXERCISE_NOTE))
+    return out
+
+
+def exercises(nb):
+    """The exercises of a lesson, in order: dicts with the question (Markdown source), the
+    stub cells, the solution cells and the check cell (the first code cell after them)."""
+    found, cells = [], nb.cells
+    i = 0
+    while i < len(cells):
+        c = cells[i]
+        if c.cell_type == "markdown" and re.search(r"\*\*Exercise \d+", c.source):
+            ex = {"question": c.source, "stubs": [], "solutions": [], "check": None}
+            j = i + 1
+            while j < len(cells) and (EXERCISE in tags(cells[j]) or SOLUTION in tags(cells[j])):
+                ex["stubs" if EXERCISE in tags(cells[j]) else "solutions"].append(cells[j])
+                j += 1
+            if j < len(cells) and cells[j].cell_type == "code":
+                ex["check"] = cells[j]
+            found.append(ex)
+            i = j
+        else:
+            i += 1
+    return found
+
+
+def write_versions(out_dir):
+    """NN_name_ex.ipynb and NN_name_sol.ipynb for every lesson, into out_dir."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in LESSON_FILES:
+        nb = read_lesson(path)
+        for which, suffix in ((EXERCISE, "ex"), (SOLUTION, "sol")):
+            target = out_dir / f"{path.stem}_{suffix}.ipynb"
+            nbformat.write(version(nb, which), target)
+            print(f"wrote {target}")
+
+
+# ---- running lessons as notebooks ----
+
+def kernel_env(fast=True):
+    """This process's environment, headless, importing this checkout's minivae; MINIVAE_FAST=1
+    in fast mode, and unset at full size."""
+    env = dict(os.environ, MPLBACKEND="Agg")
+    env.pop("MINIVAE_FAST", None)
+    if fast:
+        env["MINIVAE_FAST"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def python3_kernel():
+    """A kernel manager for the ``python3`` kernel of the running interpreter.
+
+    With no kernelspec directories searched, jupyter_client falls back to ipykernel's own
+    ``python3`` spec, which launches sys.executable: a ``python3`` kernelspec installed for
+    some other Python (e.g. by ``ipykernel install --user``) cannot be picked up instead.
+    """
+    from jupyter_client import KernelManager
+    from jupyter_client.kernelspec import KernelSpecManager
+    return KernelManager(kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[]))
+
+
+def run_notebook(nb, *, fast=True, timeout=600, km=None):
+    """Execute nb in place, cell by cell, in a new kernel (``km``, or a fresh python3 one),
+    with lessons/ as the working directory. The kernel is shut down when this returns or
+    raises (CellExecutionError carries the failing cell's traceback)."""
+    from nbclient import NotebookClient
+    km = python3_kernel() if km is None else km
+    client = NotebookClient(nb, km=km, timeout=timeout,
+                            resources={"metadata": {"path": str(LESSONS)}},
+                            extra_arguments=["--InteractiveShell.colors=nocolor"])
+    try:
+        client.execute(env=kernel_env(fast), cleanup_kc=True)    # shuts the kernel down ...
+    finally:
+        if km.has_kernel:                                        # ... and so does this, if
+            km.shutdown_kernel(now=True)                         # execute could not
+    return nb
+
+
+def time_lessons(paths, fast):
+    """Run each lesson's solution version; {stem: seconds or None if it failed}."""
+    from nbclient.exceptions import CellExecutionError
+    times = {}
+    for path in paths:
+        t0 = time.perf_counter()
+        try:
+            run_notebook(version(read_lesson(path), SOLUTION), fast=fast,
+                         timeout=600 if fast else 7200)
+            times[path.stem] = time.perf_counter() - t0
+        except CellExecutionError as e:
+            times[path.stem] = None
+            print(f"{path.name}: FAILED\n{str(e)[-3000:]}", file=sys.stderr)
+        mode = "fast" if fast else "full"
+        shown = "failed" if times[path.stem] is None else f"{times[path.stem]:.0f} s"
+        print(f"{path.stem:40s} {mode}: {shown}", flush=True)
+    return times
+
+
+def seconds(t):
+    if t is None:
+        return "fails"
+    return f"{t:.0f} s" if t < 100 else f"{t / 60:.1f} min"
+
+
+def update_readme(fast, full, note):
+    """Write the times into the last column (fast / full) of lessons/README.md's table, and
+    the note about how they were measured under it."""
+    readme = LESSONS / "README.md"
+    lines = readme.read_text(encoding="utf-8").split("\n")
+    for i, line in enumerate(lines):
+        m = re.match(r"\| (\d\d) \| `(\d\d_\w+)` \|", line)
+        if not m:
+            continue
+        stem = m.group(2)
+        cells = line.split(" | ")
+        old_fast, _, old_full = cells[-1].rstrip(" |").partition(" / ")
+        new_fast = seconds(fast[stem]) if stem in fast else old_fast
+        new_full = seconds(full[stem]) if stem in full else old_full
+        cells[-1] = f"{new_fast} / {new_full} |"
+        lines[i] = " | ".join(cells)
+    text = "\n".join(lines)
+    text = re.sub(r"<!-- times -->.*?<!-- /times -->", f"<!-- times -->{note}<!-- /times -->",
+                  text, flags=re.S)
+    readme.write_text(text, encoding="utf-8")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("versions", help="write the exercise and solution notebooks")
+    v.add_argument("--out", default=str(REPO / "build" / "lessons"))
+    r = sub.add_parser("run", help="run lessons as notebooks and print their run times")
+    r.add_argument("lessons", nargs="*", help="lesson numbers (default: all), e.g. 04 06")
+    r.add_argument("--full", action="store_true", help="at full size (default: fast mode)")
+    r.add_argument("--both", action="store_true", help="fast mode, then full size")
+    r.add_argument("--readme", action="store_true",
+                   help="write the times into lessons/README.md's table")
+    args = ap.parse_args(argv)
+    if args.command == "versions":
+        write_versions(args.out)
+        return 0
+    paths = [p for p in LESSON_FILES if not args.lessons or p.name[:2] in args.lessons]
+    modes = [True, False] if args.both else [not args.full]
+    fast, full = {}, {}
+    for is_fast in modes:
+        (fast if is_fast else full).update(time_lessons(paths, is_fast))
+    if args.readme:
+        flag = "--both" if args.both else "--full" if args.full else ""
+        command = " ".join(w for w in ("python lessons/course.py run", flag, "--readme") if w)
+        note = (f"Measured {time.strftime('%Y-%m-%d')} by `{command}`, on {os.cpu_count()} "
+                f"cores with OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}.")
+        update_readme(fast, full, note)
+    return 0 if all(t is not None for t in {**fast, **full}.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
