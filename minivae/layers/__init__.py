@@ -16,10 +16,13 @@ from minivae.layers.activations import (
     activation,
 )
 from minivae.layers.base import Layer
+from minivae.layers.conv import Conv2d, ConvTranspose2d
 from minivae.layers.dense import Dense
 from minivae.layers.linear import Linear
 from minivae.layers.reparameterize import Reparameterize
+from minivae.layers.reshape import Flatten, Unflatten
 from minivae.layers.sequential import Sequential
 
-__all__ = ["ACTIVATIONS", "Dense", "Identity", "Layer", "LeakyReLU", "Linear", "ReLU",
-           "Reparameterize", "Sequential", "Sigmoid", "Softplus", "Tanh", "activation"]
+__all__ = ["ACTIVATIONS", "Conv2d", "ConvTranspose2d", "Dense", "Flatten", "Identity", "Layer",
+           "LeakyReLU", "Linear", "ReLU", "Reparameterize", "Sequential", "Sigmoid", "Softplus",
+           "Tanh", "Unflatten", "activation"]
