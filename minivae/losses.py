@@ -12,6 +12,14 @@ nowhere else.
                     = KL(N(mu, diag e^v) || N(0, I))
     mse             sum_d (y - x)^2                             d/dy = 2 (y - x)
 
+and, for a GAN, with l the discriminator's logit, D = sigmoid(l) the probability it gives
+"real" (lesson 12):
+
+    bce_with_logits              sum_d softplus(l) - y l        d/dl = sigmoid(l) - y
+                                 = -[y log D + (1 - y) log(1 - D)]
+    minimax_generator_loss       log(1 - D) = -softplus(l)      d/dl = -sigmoid(l)
+    nonsaturating_generator_loss -log D = softplus(-l)          d/dl = sigmoid(l) - 1
+
 The two likelihoods run over every pixel of a batch, so each is one numba kernel that
 computes the value and the gradient in one pass (``minivae.kernels.losses``, beside its NumPy
 twin). The KL and the squared error are written here in NumPy.
@@ -27,6 +35,7 @@ from minivae.checks import check_array
 from minivae.errors import InputError, NonFiniteError
 from minivae.kernels import losses as K
 from minivae.kernels.checks import all_finite
+from minivae.layers.activations import sigmoid
 
 
 def bernoulli_nll(logits, x):
@@ -111,7 +120,73 @@ def mse(y, x):
     return e.astype(yr.dtype), (2 * r).reshape(y.shape)
 
 
+# ---- a GAN's losses: the discriminator's, and the generator's two ----
+
+def bce_with_logits(logits, y):
+    """Binary cross-entropy of targets y in [0, 1] against sigmoid(logits), per example.
+    logits, y (N, ...) -> bce (N,), dlogits.
+
+        bce = sum_d softplus(l) - y l = -sum_d [y log sigmoid(l) + (1 - y) log(1 - sigmoid(l))]
+        d bce / dl = sigmoid(l) - y
+
+    A discriminator's loss, with y = 1 for real examples and y = 0 for generated ones. It is
+    bernoulli_nll's formula, written here in NumPy for the one logit per example that a
+    discriminator gives. softplus(l) - y l = max(l, 0) - y l + log(1 + exp(-|l|)): no
+    overflow for any finite logit (|l| up to 1e4 and far beyond) and no cancellation when
+    y = 1 and l is large (l - l is 0 exactly).
+    """
+    who = "bce_with_logits"
+    lg = _logits(logits, who)                                           # (N, D)
+    check_array(y, who, shape=logits.shape, name="y")
+    yr = _rows(y).astype(lg.dtype, copy=False)                          # (N, D)
+    if yr.min() < 0 or yr.max() > 1:
+        raise InputError(f"{who}: expected targets y in [0, 1] (1 real, 0 generated), got "
+                         f"values in [{yr.min():.4g}, {yr.max():.4g}]")
+    bce = (np.maximum(lg, 0) - yr * lg + np.log1p(np.exp(-np.abs(lg)))).sum(axis=1)   # (N,)
+    return bce, (sigmoid(lg) - yr).reshape(logits.shape)
+
+
+def minimax_generator_loss(logits):
+    """The generator's side of the minimax game, log(1 - D(G(z))), per example.
+    logits (N, ...) of D on generated examples -> J (N,), dlogits.
+
+        J = sum_d log(1 - sigmoid(l)) = -sum_d softplus(l)      dJ/dl = -sigmoid(l)
+
+    The generator minimises it. It saturates: when the discriminator wins (l -> -inf,
+    D(G(z)) -> 0) the gradient -sigmoid(l) vanishes like exp(l).
+    """
+    lg = _logits(logits, "minimax_generator_loss")                      # (N, D)
+    J = -(np.maximum(lg, 0) + np.log1p(np.exp(-np.abs(lg)))).sum(axis=1)   # -softplus(l)
+    return J, (-sigmoid(lg)).reshape(logits.shape)
+
+
+def nonsaturating_generator_loss(logits):
+    """The non-saturating generator loss -log D(G(z)), per example.
+    logits (N, ...) of D on generated examples -> J (N,), dlogits.
+
+        J = -sum_d log sigmoid(l) = sum_d softplus(-l)         dJ/dl = sigmoid(l) - 1
+
+    The same fixed point as the minimax loss (both push D(G(z)) up), but when the
+    discriminator wins (l -> -inf) the gradient tends to -1 instead of 0.
+    """
+    lg = _logits(logits, "nonsaturating_generator_loss")                # (N, D)
+    J = (np.maximum(-lg, 0) + np.log1p(np.exp(-np.abs(lg)))).sum(axis=1)   # softplus(-l)
+    return J, (sigmoid(lg) - 1).reshape(logits.shape)
+
+
+GENERATOR_LOSSES = {"minimax": minimax_generator_loss,
+                    "non-saturating": nonsaturating_generator_loss}
+
+
 # ---- the checks, and a view as rows ----
+
+def _logits(logits, who):
+    """logits as finite (N, D) rows, after checking them (a batch axis, float, no NaN)."""
+    check_array(logits, who, name="logits")
+    if logits.ndim < 1:
+        raise InputError(f"{who}: expected logits with a batch axis, got a scalar")
+    return _rows(logits)
+
 
 def _rows(a):
     """View (N, ...) as C-contiguous (N, D)."""

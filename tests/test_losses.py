@@ -12,7 +12,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minivae.errors import InputError
-from minivae.losses import bernoulli_nll, gaussian_kl, gaussian_nll, mse
+from minivae.losses import (
+    bce_with_logits,
+    bernoulli_nll,
+    gaussian_kl,
+    gaussian_nll,
+    minimax_generator_loss,
+    mse,
+    nonsaturating_generator_loss,
+)
 
 LOG_2PI = np.log(2 * np.pi)
 
@@ -244,3 +252,108 @@ def test_loss_specific_refusals():
         _raises(lambda: gaussian_kl(good, np.full((2, 3), 800.0)), "gaussian_kl", "overflow")
     _raises(lambda: mse(np.float64(1.0), np.float64(1.0)), "mse", "numpy array")
     _raises(lambda: mse(np.array(1.0), np.array(1.0)), "mse", "batch axis")
+
+
+# ---- a GAN's losses: bce_with_logits and the two generator objectives ----
+
+GAN_LOSSES = [("minimax_generator_loss", minimax_generator_loss,
+               lambda l: np.log1p(-sigmoid(l)), lambda l: -sigmoid(l)),
+              ("nonsaturating_generator_loss", nonsaturating_generator_loss,
+               lambda l: -np.log(sigmoid(l)), lambda l: sigmoid(l) - 1)]
+
+
+@CHECK
+@given(st.data())
+def test_bce_with_logits_gradient(data):
+    shape = data.draw(batch())
+    logits = data.draw(arrays(shape, floats(-6.0, 6.0)))
+    y = data.draw(arrays(shape, st.one_of(st.sampled_from([0.0, 1.0]), floats(0.0, 1.0))))
+    bce, dlogits = bce_with_logits(logits, y)
+    assert bce.shape == (shape[0],) and dlogits.shape == shape
+    assert grad_ok(lambda: bce_with_logits(logits, y)[0].sum(), logits, dlogits, TOL)
+
+
+@pytest.mark.parametrize("name, loss, _f, _df", GAN_LOSSES, ids=[g[0] for g in GAN_LOSSES])
+@CHECK
+@given(data=st.data())
+def test_generator_loss_gradient(name, loss, _f, _df, data):
+    shape = data.draw(batch())
+    logits = data.draw(arrays(shape, floats(-6.0, 6.0)))
+    J, dlogits = loss(logits)
+    assert J.shape == (shape[0],) and dlogits.shape == shape
+    assert grad_ok(lambda: loss(logits)[0].sum(), logits, dlogits, TOL)
+
+
+@CHECK
+@given(st.data())
+def test_gan_losses_match_their_formulas(data):
+    shape = data.draw(batch())
+    l = data.draw(arrays(shape, floats(-8.0, 8.0)))
+    y = data.draw(arrays(shape, floats(0.0, 1.0)))
+    D = sigmoid(l)                                        # the probability of "real"
+    np.testing.assert_allclose(bce_with_logits(l, y)[0],
+                               -(y * np.log(D) + (1 - y) * np.log1p(-D)).sum(axis=1),
+                               rtol=1e-10, atol=1e-12)
+    # the discriminator's loss is the Bernoulli likelihood with the label as the target
+    np.testing.assert_allclose(bce_with_logits(l, y)[0], bernoulli_nll(l, y)[0], rtol=1e-12,
+                               atol=1e-12)
+    np.testing.assert_allclose(bce_with_logits(l, y)[1], bernoulli_nll(l, y)[1], rtol=1e-12,
+                               atol=1e-15)
+    for _, loss, f, df in GAN_LOSSES:
+        J, dl = loss(l)
+        np.testing.assert_allclose(J, f(l).sum(axis=1), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(dl, df(l), rtol=1e-12, atol=1e-15)
+    # real (y = 1) and fake (y = 0) labels: -log D and -log(1 - D); the generator's losses
+    # are the fake one with its sign flipped (minimax) and the real one (non-saturating)
+    np.testing.assert_allclose(minimax_generator_loss(l)[0], -bce_with_logits(l, 0 * l)[0],
+                               rtol=1e-14)
+    np.testing.assert_allclose(nonsaturating_generator_loss(l)[0],
+                               bce_with_logits(l, 0 * l + 1)[0], rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gan_losses_stable_at_extreme_logits(dtype):
+    l = np.array([-1e4, -1e3, -80.0, -1.0, 0.0, 1.0, 80.0, 1e3, 1e4], dtype)[:, None]
+    l64 = l.astype(np.float64)
+    for y in (0.0, 0.3, 1.0):
+        bce, dl = bce_with_logits(l, np.full_like(l, y))
+        assert bce.dtype == dtype and dl.dtype == dtype
+        assert np.isfinite(bce).all() and np.isfinite(dl).all()
+        np.testing.assert_allclose(bce, (np.logaddexp(0.0, l64) - y * l64)[:, 0], rtol=1e-6,
+                                   atol=1e-30)   # the reference loses log1p(e^-80) to l - l
+    J_mm, d_mm = minimax_generator_loss(l)
+    J_ns, d_ns = nonsaturating_generator_loss(l)
+    for a in (J_mm, d_mm, J_ns, d_ns):
+        assert a.dtype == dtype and np.isfinite(a).all()
+    np.testing.assert_allclose(J_mm, -np.logaddexp(0.0, l64)[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(J_ns, np.logaddexp(0.0, -l64)[:, 0], rtol=1e-6)
+    # a confident right answer costs 0 and a confident wrong one |l| nats, exactly
+    assert bce_with_logits(l, np.ones_like(l))[0][-1] == 0.0
+    assert bce_with_logits(l, np.ones_like(l))[0][0] == pytest.approx(1e4, rel=1e-7)
+    # the discriminator wins (l = -80): the minimax gradient is exp(-80), the other -1
+    assert abs(d_mm[2, 0]) < 1e-34 and d_ns[2, 0] == pytest.approx(-1.0, rel=1e-7)
+
+
+def test_bce_with_logits_refuses_bad_targets():
+    good = np.full((2, 1), 0.5)
+    _raises(lambda: bce_with_logits(good, np.full((2, 2), 0.5)), "bce_with_logits", "(2, 1)",
+            "(2, 2)")
+    _raises(lambda: bce_with_logits(good, good + 1), "bce_with_logits", "y in [0, 1]")
+    _raises(lambda: bce_with_logits(good, np.ones((2, 1), np.int64)), "bce_with_logits",
+            "int64")
+    _raises(lambda: bce_with_logits(good, [[1.0], [0.0]]), "bce_with_logits", "numpy array")
+
+
+@pytest.mark.parametrize("name, f", [
+    ("bce_with_logits", lambda a: bce_with_logits(a, np.ones(np.shape(a)))),
+    ("minimax_generator_loss", minimax_generator_loss),
+    ("nonsaturating_generator_loss", nonsaturating_generator_loss),
+])
+def test_gan_losses_refuse_bad_logits(name, f):
+    nan = np.full((2, 1), 0.5)
+    nan[1, 0] = np.nan
+    _raises(lambda: f(nan), name, "NaN")
+    _raises(lambda: f(np.ones((2, 1), np.int32)), name, "dtype", "int32")
+    _raises(lambda: f(np.ones((0, 1))), name, "empty")
+    _raises(lambda: f(np.array(1.0)), name, "batch axis")
+    _raises(lambda: f([[0.5]]), name, "numpy array")
