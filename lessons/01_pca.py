@@ -27,7 +27,7 @@
 # 2. the solution: the top right singular vectors of the centred data, derived from scratch;
 #    the Eckart–Young theorem;
 # 3. `minivae.models.PCA` matched against an SVD written by hand, to $10^{-7}$;
-# 4. the explained variance, and the error identity: the squared error of a $k$-component
+# 4. the explained variance, and the error identity: the squared error of a $Z$-component
 #    reconstruction is exactly the sum of the discarded eigenvalues;
 # 5. MNIST digits rebuilt from 1, 5, 20, 50 and 200 numbers.
 #
@@ -49,7 +49,7 @@ N_TRAIN = 10_000 if FAST else 60_000           # training digits PCA is fitted t
 N_SVD = 1_000 if FAST else 5_000               # digits for the hand-written checks (an SVD of all
                                                # 60000 takes minutes; the facts hold for any data)
 N_TEST = 2_000 if FAST else 10_000             # test digits
-K_SHOW = (1, 5, 20, 50, 200)                   # numbers of components to reconstruct with
+Z_SHOW = (1, 5, 20, 50, 200)                   # numbers of components to reconstruct with
 
 train_set, test_set = data.load("mnist", "train"), data.load("mnist", "test")
 x = train_set.x[:N_TRAIN].astype(np.float64)   # (N, 784) in [0, 1]; float64 for exact checks
@@ -69,12 +69,12 @@ plt.show()
 # %% [markdown]
 # ## 1. The reconstruction objective
 #
-# Take a code of $k$ numbers. A linear encoder and decoder, with an offset $m$, are
+# Take a code of $Z$ numbers. A linear encoder and decoder, with an offset $m$, are
 #
-# $$z = V^\top (x - m) \in \mathbb{R}^k, \qquad \hat x = m + V z = m + V V^\top (x - m),$$
+# $$z = V^\top (x - m) \in \mathbb{R}^Z, \qquad \hat x = m + V z = m + V V^\top (x - m),$$
 #
-# where $V \in \mathbb{R}^{D \times k}$ has orthonormal columns, $V^\top V = I_k$. Then
-# $P = VV^\top$ is the orthogonal projection onto the $k$-dimensional subspace spanned by the
+# where $V \in \mathbb{R}^{D \times Z}$ has orthonormal columns, $V^\top V = I_Z$. Then
+# $P = VV^\top$ is the orthogonal projection onto the $Z$-dimensional subspace spanned by the
 # columns of $V$: the reconstruction is the point of the plane $m + \operatorname{span}(V)$
 # nearest to $x$. (Why orthonormal columns lose nothing is the Eckart–Young theorem below;
 # lesson 2 lets a linear autoencoder learn an arbitrary encoder and decoder.)
@@ -109,9 +109,9 @@ xs_c = xs - xs_bar                                    # (n, D) centred
 C = xs_c.T @ xs_c / (n - 1)                           # (D, D) covariance
 
 
-def random_orthonormal(D, k, rng):
-    """A D x k matrix with orthonormal columns, uniformly random (QR of a Gaussian matrix)."""
-    q, r = np.linalg.qr(rng.standard_normal((D, k)))
+def random_orthonormal(D, Z, rng):
+    """A D x Z matrix with orthonormal columns, uniformly random (QR of a Gaussian matrix)."""
+    q, r = np.linalg.qr(rng.standard_normal((D, Z)))
     return q * np.sign(np.diag(r))
 
 
@@ -121,8 +121,8 @@ def recon_error(x, m, V):
     return np.sum((x - x_hat) ** 2)
 
 
-k = 10
-V = random_orthonormal(D, k, rng)                     # (D, k)
+Z = 10
+V = random_orthonormal(D, Z, rng)                     # (D, Z)
 J_direct = recon_error(xs, xs_bar, V)
 J_trace = (n - 1) * (np.trace(C) - np.trace(V.T @ C @ V))
 print(f"J directly: {J_direct:.6f}   J = (N-1)(tr C - tr V^T C V): {J_trace:.6f}")
@@ -131,7 +131,7 @@ assert abs(J_direct - J_trace) / J_direct < 1e-10
 # the mean is the best offset: any move off the plane costs, any move within it is free
 delta = 0.05 * rng.standard_normal(D)
 assert recon_error(xs, xs_bar + delta, V) > J_direct
-assert abs(recon_error(xs, xs_bar + V @ rng.standard_normal(k), V) - J_direct) / J_direct < 1e-10
+assert abs(recon_error(xs, xs_bar + V @ rng.standard_normal(Z), V) - J_direct) / J_direct < 1e-10
 
 # %% [markdown]
 # ## 2. The solution, by the eigenvectors of $C$ and the SVD of $\tilde X$
@@ -146,25 +146,25 @@ assert abs(recon_error(xs, xs_bar + V @ rng.standard_normal(k), V) - J_direct) /
 # Two facts pin down the weights $w_i$:
 #
 # * $0 \le w_i \le 1$: $w_i$ is the squared length of the projection of a unit vector;
-# * $\sum_i w_i = \operatorname{tr}\big(V^\top (\textstyle\sum_i v_i v_i^\top) V\big) = \operatorname{tr}(V^\top V) = k$.
+# * $\sum_i w_i = \operatorname{tr}\big(V^\top (\textstyle\sum_i v_i v_i^\top) V\big) = \operatorname{tr}(V^\top V) = Z$.
 #
-# Maximising $\sum_i \lambda_i w_i$ under these constraints is easy: put weight 1 on the $k$
-# largest eigenvalues and 0 elsewhere. $V_k = [v_1, \dots, v_k]$ achieves it. So the best
-# $k$-dimensional plane is spanned by the top $k$ eigenvectors of the covariance, and
+# Maximising $\sum_i \lambda_i w_i$ under these constraints is easy: put weight 1 on the $Z$
+# largest eigenvalues and 0 elsewhere. $V_Z = [v_1, \dots, v_k]$ achieves it. So the best
+# $Z$-dimensional plane is spanned by the top $Z$ eigenvectors of the covariance, and
 #
-# $$\min_V J(V) = (N-1) \sum_{i > k} \lambda_i : \quad \text{the error is the sum of the discarded eigenvalues.}$$
+# $$\min_V J(V) = (N-1) \sum_{i > Z} \lambda_i : \quad \text{the error is the sum of the discarded eigenvalues.}$$
 #
 # **The SVD.** Write the thin SVD $\tilde X = U S V^\top$ ($U^\top U = V^\top V = I$, singular
 # values $s_1 \ge s_2 \ge \dots$). Then $C = V \frac{S^2}{N-1} V^\top$: the right singular vectors
-# are the eigenvectors of $C$, and $\lambda_i = s_i^2 / (N-1)$. So the top $k$ **right
-# singular vectors** minimise the squared reconstruction error, which is $\sum_{i>k} s_i^2$.
+# are the eigenvectors of $C$, and $\lambda_i = s_i^2 / (N-1)$. So the top $Z$ **right
+# singular vectors** minimise the squared reconstruction error, which is $\sum_{i>Z} s_i^2$.
 #
-# **Eckart–Young.** More is true: among *all* matrices $B$ of rank at most $k$, the truncated SVD
-# $U_k S_k V_k^\top = \tilde X V_k V_k^\top$ minimises $\lVert \tilde X - B \rVert_F$. The argument
-# reduces to the one above: the rows of a rank-$k$ matrix $B$ lie in some $k$-dimensional
+# **Eckart–Young** (Eckart & Young 1936). More is true: among *all* matrices $B$ of rank at most $Z$, the truncated SVD
+# $U_Z S_Z V_Z^\top = \tilde X V_Z V_Z^\top$ minimises $\lVert \tilde X - B \rVert_F$. The argument
+# reduces to the one above: the rows of a rank-$Z$ matrix $B$ lie in some $Z$-dimensional
 # subspace; given that subspace, each row of $\tilde X$ is best approximated by its orthogonal
-# projection onto it; and the best subspace is $\operatorname{span}(V_k)$. So no encoder and
-# decoder pair of linear maps through $k$ numbers, orthonormal or not, can beat PCA.
+# projection onto it; and the best subspace is $\operatorname{span}(V_Z)$. So no encoder and
+# decoder pair of linear maps through $Z$ numbers, orthonormal or not, can beat PCA.
 # Lesson 2 uses exactly this.
 #
 # We write the SVD solution by hand, on the same `N_SVD` digits, and check every step.
@@ -176,63 +176,63 @@ lam = s ** 2 / (n - 1)                                # eigenvalues of the covar
 # the right singular vectors are eigenvectors of C, with eigenvalues s^2 / (n - 1)
 assert np.max(np.abs(C @ Vt.T - Vt.T * lam)) < 1e-10 * lam[0]
 
-# the weights w_i of a random V lie in [0, 1] and add up to k
-V = random_orthonormal(D, k, rng)
+# the weights w_i of a random V lie in [0, 1] and add up to Z
+V = random_orthonormal(D, Z, rng)
 w = np.sum((V.T @ Vt.T) ** 2, axis=0)                 # (D,) w_i = |V^T v_i|^2
-assert w.min() >= 0 and w.max() <= 1 + 1e-12 and abs(w.sum() - k) < 1e-10
+assert w.min() >= 0 and w.max() <= 1 + 1e-12 and abs(w.sum() - Z) < 1e-10
 
-# the error of the top-k plane is the sum of the discarded s_i^2 ...
-for kk in (1, 5, 20, 50):
-    J_k = recon_error(xs, xs_bar, Vt[:kk].T)
-    assert abs(J_k - np.sum(s[kk:] ** 2)) / J_k < 1e-10, kk
+# the error of the top-Z plane is the sum of the discarded s_i^2 ...
+for z_dim in (1, 5, 20, 50):
+    J_z = recon_error(xs, xs_bar, Vt[:z_dim].T)
+    assert abs(J_z - np.sum(s[z_dim:] ** 2)) / J_z < 1e-10, z_dim
 
 # ... and every other plane does worse: random ones, and small rotations of the best one
-J_best = recon_error(xs, xs_bar, Vt[:k].T)
-J_random = [recon_error(xs, xs_bar, random_orthonormal(D, k, rng)) for _ in range(20)]
-J_nudged = [recon_error(xs, xs_bar, np.linalg.qr(Vt[:k].T + 0.01 * rng.standard_normal((D, k)))[0])
+J_best = recon_error(xs, xs_bar, Vt[:Z].T)
+J_random = [recon_error(xs, xs_bar, random_orthonormal(D, Z, rng)) for _ in range(20)]
+J_nudged = [recon_error(xs, xs_bar, np.linalg.qr(Vt[:Z].T + 0.01 * rng.standard_normal((D, Z)))[0])
             for _ in range(20)]
 assert J_best < min(J_nudged) and J_best < min(J_random)
-print(f"k = {k}: best plane {J_best:.1f};  nudged planes >= {min(J_nudged):.1f};  "
+print(f"Z = {Z}: best plane {J_best:.1f};  nudged planes >= {min(J_nudged):.1f};  "
       f"random planes >= {min(J_random):.1f}")
 
-# Eckart-Young: the truncated SVD is the projection of the data onto the top-k plane,
-# and other rank-k matrices, (U_k S_k + A)(V_k^T + B) for small random A, B, are farther away
-B_svd = (U[:, :k] * s[:k]) @ Vt[:k]                   # (n, D) U_k S_k V_k^T
-assert np.max(np.abs(B_svd - xs_c @ Vt[:k].T @ Vt[:k])) < 1e-10
+# Eckart-Young: the truncated SVD is the projection of the data onto the top-Z plane,
+# and other rank-Z matrices, (U_Z S_Z + A)(V_Z^T + B) for small random A, B, are farther away
+B_svd = (U[:, :Z] * s[:Z]) @ Vt[:Z]                   # (n, D) U_Z S_Z V_Z^T
+assert np.max(np.abs(B_svd - xs_c @ Vt[:Z].T @ Vt[:Z])) < 1e-10
 for _ in range(20):
-    A = 0.1 * rng.standard_normal((n, k))
-    B = 0.01 * rng.standard_normal((k, D))
-    B_other = (U[:, :k] * s[:k] + A) @ (Vt[:k] + B)   # (n, D), rank k
+    A = 0.1 * rng.standard_normal((n, Z))
+    B = 0.01 * rng.standard_normal((Z, D))
+    B_other = (U[:, :Z] * s[:Z] + A) @ (Vt[:Z] + B)   # (n, D), rank Z
     assert np.sum((xs_c - B_svd) ** 2) < np.sum((xs_c - B_other) ** 2)
 
 # %% [markdown]
 # ## 3. `minivae.models.PCA` against the hand-written SVD
 #
-# `PCA(k).fit(x)` stores the mean, the top $k$ components (rows of `components_`, shape
-# $(k, D)$, the $v_i^\top$) and their eigenvalues `explained_variance_`. By default it forms
+# `PCA(Z).fit(x)` stores the mean, the top $Z$ components (rows of `components_`, shape
+# $(Z, D)$, the $v_i^\top$) and their eigenvalues `explained_variance_`. By default it forms
 # $C$ and calls `np.linalg.eigh`, which is faster than an SVD when $N \gg D$ (see its
 # docstring). An eigenvector is only defined up to its sign, so we align signs before
 # comparing. We fit it to the same `N_SVD` digits, in float64.
 
 # %%
-K_MAX = max(K_SHOW)
-pca_s = PCA(K_MAX, dtype=np.float64).fit(xs)
-sign = np.sign(np.sum(pca_s.components_ * Vt[:K_MAX], axis=1))       # (K,) +-1
-err_components = np.max(np.abs(pca_s.components_ - sign[:, None] * Vt[:K_MAX]))
-err_variance = np.max(np.abs(pca_s.explained_variance_ - lam[:K_MAX])) / lam[0]
+Z_MAX = max(Z_SHOW)
+pca_s = PCA(Z_MAX, dtype=np.float64).fit(xs)
+sign = np.sign(np.sum(pca_s.components_ * Vt[:Z_MAX], axis=1))       # (Z,) +-1
+err_components = np.max(np.abs(pca_s.components_ - sign[:, None] * Vt[:Z_MAX]))
+err_variance = np.max(np.abs(pca_s.explained_variance_ - lam[:Z_MAX])) / lam[0]
 err_mean = np.max(np.abs(pca_s.mean_ - xs_bar))
 print(f"components: {err_components:.1e}   eigenvalues (relative): {err_variance:.1e}   "
       f"mean: {err_mean:.1e}")
 assert err_components < 1e-7 and err_variance < 1e-7 and err_mean < 1e-7
 
 # its encode / decode are exactly z = V^T (x - m) and x^ = m + V z
-z_hand = (xs - xs_bar) @ Vt[:K_MAX].T * sign                           # (n, K)
+z_hand = (xs - xs_bar) @ Vt[:Z_MAX].T * sign                           # (n, Z)
 assert np.max(np.abs(pca_s.encode(xs) - z_hand)) < 1e-7
-x_hat_hand = xs_bar + z_hand @ (sign[:, None] * Vt[:K_MAX])                # (n, D)
+x_hat_hand = xs_bar + z_hand @ (sign[:, None] * Vt[:Z_MAX])                # (n, D)
 assert np.max(np.abs(pca_s.reconstruct(xs) - x_hat_hand)) < 1e-7
 
 # the other method, an SVD of the centred data, gives the same components
-pca_svd = PCA(K_MAX, method="svd", dtype=np.float64).fit(xs)
+pca_svd = PCA(Z_MAX, method="svd", dtype=np.float64).fit(xs)
 assert np.max(np.abs(pca_svd.components_ - pca_s.components_)) < 1e-7
 
 # the solutions are nested: the best 20-dimensional plane contains the best 5-dimensional one
@@ -265,12 +265,12 @@ ax1.set_xlabel("component $i$")
 ax1.set_ylabel("eigenvalue $\\lambda_i$")
 ax1.set_title("the spectrum of the pixel covariance", fontsize=10)
 ax2.plot(np.arange(1, D + 1), cumulative)
-for kk in K_SHOW:
-    ax2.plot(kk, cumulative[kk - 1], "o", color="C3")
-    ax2.annotate(f"{kk}: {cumulative[kk - 1]:.0%}", (kk, cumulative[kk - 1]),
+for z_dim in Z_SHOW:
+    ax2.plot(z_dim, cumulative[z_dim - 1], "o", color="C3")
+    ax2.annotate(f"{z_dim}: {cumulative[z_dim - 1]:.0%}", (z_dim, cumulative[z_dim - 1]),
                  textcoords="offset points", xytext=(6, -12), fontsize=8)
 ax2.set_xscale("log")
-ax2.set_xlabel("number of components $k$")
+ax2.set_xlabel("number of components $Z$")
 ax2.set_ylabel("share of variance kept")
 ax2.set_title("cumulative explained variance", fontsize=10)
 for ax in (ax1, ax2):
@@ -291,33 +291,33 @@ assert zero_eigenvalues >= constant_pixels > 0
 assert 0.80 < cumulative[49] < 0.85 and 0.95 < cumulative[199] < 0.98   # quoted in the summary
 
 # %% [markdown]
-# **The error identity.** Section 2 says the mean squared error per image of a $k$-component
+# **The error identity.** Section 2 says the mean squared error per image of a $Z$-component
 # reconstruction of the training set is
 #
-# $$\frac{1}{N} \sum_n \lVert x_n - \hat x_n \rVert^2 = \frac{N-1}{N} \sum_{i > k} \lambda_i .$$
+# $$\frac{1}{N} \sum_n \lVert x_n - \hat x_n \rVert^2 = \frac{N-1}{N} \sum_{i > Z} \lambda_i .$$
 #
-# Because the solutions are nested, the $k$-component PCA is the first $k$ rows of the full
-# one. We build each from the full fit by copying its arrays into a fresh `PCA(k)` (the
+# Because the solutions are nested, the $Z$-component PCA is the first $Z$ rows of the full
+# one. We build each from the full fit by copying its arrays into a fresh `PCA(Z)` (the
 # same route a checkpoint takes), then check the identity with `PCA.loss`, which is that mean.
 
 # %%
-def first_components(pca, k):
-    """A PCA(k) holding the mean and the first k components of a fitted PCA."""
-    small = PCA(k, x_dim=pca.x_dim, dtype=pca.dtype)
-    small.params["components"][...] = pca.components_[:k]
-    small.params["explained_variance"][...] = pca.explained_variance_[:k]
+def first_components(pca, Z):
+    """A PCA(Z) holding the mean and the first Z components of a fitted PCA."""
+    small = PCA(Z, x_dim=pca.x_dim, dtype=pca.dtype)
+    small.params["components"][...] = pca.components_[:Z]
+    small.params["explained_variance"][...] = pca.explained_variance_[:Z]
     small.params["mean"][...] = pca.mean_
     small.params["total_variance"][...] = pca.total_variance_
     return small
 
 
-pcas = {kk: first_components(pca, kk) for kk in K_SHOW}
-print(" k   train error   (N-1)/N sum of discarded eigenvalues   test error   variance kept")
-for kk, p in pcas.items():
-    predicted = (N - 1) / N * lam_all[kk:].sum()
+pcas = {z_dim: first_components(pca, z_dim) for z_dim in Z_SHOW}
+print(" Z   train error   (N-1)/N sum of discarded eigenvalues   test error   variance kept")
+for z_dim, p in pcas.items():
+    predicted = (N - 1) / N * lam_all[z_dim:].sum()
     train_err, test_err = p.loss(x), p.loss(x_test)
-    print(f"{kk:3d}   {train_err:11.6f}   {predicted:11.6f}   {'':25s}{test_err:10.4f}   "
-          f"{cumulative[kk - 1]:8.1%}")
+    print(f"{z_dim:3d}   {train_err:11.6f}   {predicted:11.6f}   {'':25s}{test_err:10.4f}   "
+          f"{cumulative[z_dim - 1]:8.1%}")
     assert abs(train_err - predicted) < 1e-10 * lam_all.sum()
 
 # %% [markdown]
@@ -326,19 +326,19 @@ for kk, p in pcas.items():
 #
 # ## 5. Reconstructions
 #
-# The top row holds test digits; the rows below, their reconstructions from $k$ numbers.
+# The top row holds test digits; the rows below, their reconstructions from $Z$ numbers.
 # One component gives a blurry, average-looking digit; twenty already give a recognisable
 # digit; two hundred (about 97% of the variance) a close copy.
 
 # %%
 picks = np.random.default_rng(1).choice(len(x_test), size=12, replace=False)
-rows = [x_test[picks]] + [pcas[kk].reconstruct(x_test[picks]) for kk in K_SHOW]
+rows = [x_test[picks]] + [pcas[z_dim].reconstruct(x_test[picks]) for z_dim in Z_SHOW]
 grid = image_grid(np.concatenate(rows), SHAPE, nrow=len(picks))
 fig, ax = plt.subplots(figsize=(8, 4.6))
 ax.imshow(grid, cmap="gray", vmin=0, vmax=1)
 cell = SHAPE[0] + 1
 ax.set_yticks([1 + r * cell + SHAPE[0] / 2 for r in range(len(rows))],
-              ["original"] + [f"k = {kk}" for kk in K_SHOW])
+              ["original"] + [f"Z = {z_dim}" for z_dim in Z_SHOW])
 ax.set_xticks([])
 ax.tick_params(axis="y", length=0)
 ax.set_title("test digits and their PCA reconstructions", fontsize=10)
@@ -362,32 +362,62 @@ for ax in axes:
 plt.show()
 
 # %% [markdown]
-# **The components are orthonormal**, $V V^\top = I$ for the rows of `components_`, as
-# eigenvectors of a symmetric matrix can always be chosen. This is what makes the encoder
-# $V^\top(x - m)$ and the decoder $m + Vz$ each other's inverse on the plane: decoding
-# a code and encoding it again gives back the same code.
+# **The components are orthonormal**: with the top $Z$ components as the columns of
+# $V \in \mathbb{R}^{D \times Z}$, $V^\top V = I_Z$ (`components_` holds $V^\top$, so in code
+# `components_ @ components_.T` is the identity), as eigenvectors of a symmetric matrix can
+# always be chosen. The other product, $V V^\top$, is **not** the identity when $Z < D$: it is
+# the projection $P$ of section 1, which keeps the plane and flattens the $D - Z$ directions
+# across it (its eigenvalues are $Z$ ones and $D - Z$ zeros). Only with all $D$ components
+# is $V$ square, and then both products are $I$.
+#
+# $V^\top V = I_Z$ is what makes the encoder $V^\top(x - m)$ and the decoder $m + Vz$ each
+# other's inverse on the codes: decoding a code and encoding it again gives back the same
+# code, $V^\top V z = z$. The other way round, encoding an image and decoding it gives its
+# projection $m + P(x - m)$, not the image.
 
 # %%
-Vk = pca.components_                                   # (D, D) all components, as rows
-assert np.max(np.abs(Vk @ Vk.T - np.eye(D))) < 1e-10
+V50 = pcas[50].components_.T                           # (D, 50): the top 50 components as columns
+P50 = V50 @ V50.T                                      # (D, D): the projection onto their plane
+eig_P = np.linalg.eigvalsh(P50)                        # ascending
+print(f"V^T V - I_50: {np.max(np.abs(V50.T @ V50 - np.eye(50))):.1e};  "
+      f"V V^T - I_D: {np.max(np.abs(P50 - np.eye(D))):.2f}  (trace {np.trace(P50):.6f}, "
+      f"eigenvalues {eig_P[0]:.1e} ... {eig_P[-1]:.6f})")
+assert np.max(np.abs(V50.T @ V50 - np.eye(50))) < 1e-10            # V^T V = I_Z
+assert np.max(np.abs(P50 @ P50 - P50)) < 1e-10                     # V V^T is a projection ...
+assert abs(np.trace(P50) - 50) < 1e-9                              # ... of rank Z = 50 ...
+assert np.max(np.abs(P50 - np.eye(D))) > 0.5                       # ... and not the identity
+V_all = pca.components_.T                              # (D, D): all components, V is square
+assert np.max(np.abs(V_all @ V_all.T - np.eye(D))) < 1e-10         # only then V V^T = I too
 p50 = pcas[50]
 z = p50.encode(x_test[:100])                           # (100, 50)
-assert np.max(np.abs(p50.encode(p50.decode(z)) - z)) < 1e-10
-print("V V^T = I to", f"{np.max(np.abs(Vk @ Vk.T - np.eye(D))):.1e}")
+assert np.max(np.abs(p50.encode(p50.decode(z)) - z)) < 1e-10       # encode(decode(z)) = z
+x_round = p50.decode(p50.encode(x_test[:100]))         # decode(encode(x)) = the projection
+assert np.max(np.abs(x_round - (p50.mean_ + (x_test[:100] - p50.mean_) @ P50))) < 1e-10
+assert np.max(np.abs(x_round - x_test[:100])) > 0.1                # ... not the image
 
 # %% [markdown]
 # ## Exercises
 #
-# Try each one before reading its solution cell; the check cell below it must pass either way.
+# Each exercise has a cell for your code, which starts as a stub, and a check cell that fails
+# until your code is right. This file also holds a worked solution after each stub; the
+# exercise version of the lesson, made by `python lessons/course.py versions`, leaves the
+# solutions out (lessons/README.md, "Exercises").
 #
-# **Exercise 1. The code is decorrelated.** Show that the codes $z_n = V_k^\top \tilde x_n$ of
-# the training images have mean 0 and covariance $\operatorname{diag}(\lambda_1, \dots, \lambda_k)$:
+# **Exercise 1. The code is decorrelated.** Show that the codes $z_n = V_Z^\top \tilde x_n$ of
+# the training images have mean 0 and covariance $\operatorname{diag}(\lambda_1, \dots, \lambda_Z)$:
 # their coordinates are uncorrelated, and the variance of coordinate $i$ is $\lambda_i$.
 # Check it on the 50-component PCA.
 
-# %%
+# %% tags=["exercise"]
+# Your code: the codes of the training images x under the 50-component PCA (pcas[50]),
+# their mean (50,) and their covariance (50, 50).
+z_train = None
+z_mean = None
+z_cov = None
+
+# %% tags=["solution"]
 # Solution. The mean: sum_n V^T x~_n = V^T sum_n x~_n = 0. The covariance:
-#     1/(N-1) sum_n z_n z_n^T = V^T C V = V^T (V diag(lam) V^T + ...) V = diag(lam_1..lam_k),
+#     1/(N-1) sum_n z_n z_n^T = V^T C V = V^T (V diag(lam) V^T + ...) V = diag(lam_1..lam_Z),
 # since C v_i = lam_i v_i and the v_i are orthonormal.
 z_train = pcas[50].encode(x)                            # (N, 50)
 z_mean = z_train.mean(axis=0)
@@ -399,64 +429,86 @@ assert np.max(np.abs(z_cov - np.diag(lam_all[:50]))) < 1e-10 * lam_all[0]
 print("largest off-diagonal covariance:", f"{np.max(np.abs(z_cov - np.diag(np.diag(z_cov)))):.1e}")
 
 # %% [markdown]
-# **Exercise 2. Predict the error before you reconstruct.** Find the smallest $k$ that keeps
+# **Exercise 2. Predict the error before you reconstruct.** Find the smallest $Z$ that keeps
 # 95% of the variance. Without reconstructing anything, predict the mean squared
 # reconstruction error per training image, and the error relative to the mean squared
 # distance of an image from the mean image. Then reconstruct and compare.
 
-# %%
+# %% tags=["exercise"]
+# Your code: the smallest number of components z95 that keeps 95% of the variance, the
+# share `kept` it keeps, your predicted error per image, the mean squared distance of an
+# image from the mean image (`spread`), and the error measured by reconstructing.
+z95 = None
+kept = None
+predicted_error = None
+spread = None
+measured_error = None
+
+# %% tags=["solution"]
 # Solution. Keeping a share r of the variance discards the share 1 - r, so the error is
 # (N-1)/N * (1 - r) * sum(lam), and relative to the spread around the mean it is 1 - r.
-k95 = int(np.searchsorted(cumulative, 0.95) + 1)
-kept = cumulative[k95 - 1]
+z95 = int(np.searchsorted(cumulative, 0.95) + 1)
+kept = cumulative[z95 - 1]
 predicted_error = (N - 1) / N * (1 - kept) * lam_all.sum()
 spread = np.mean(np.sum(xc ** 2, axis=1))               # mean |x - x_bar|^2
-measured_error = first_components(pca, k95).loss(x)
-print(f"k = {k95} keeps {kept:.2%}; predicted error {predicted_error:.4f}, "
+measured_error = first_components(pca, z95).loss(x)
+print(f"Z = {z95} keeps {kept:.2%}; predicted error {predicted_error:.4f}, "
       f"measured {measured_error:.4f}; relative {measured_error / spread:.4f} "
       f"vs 1 - r = {1 - kept:.4f}")
 
 # %%
-assert cumulative[k95 - 1] >= 0.95 > cumulative[k95 - 2]
+assert cumulative[z95 - 1] >= 0.95 > cumulative[z95 - 2]
 assert abs(measured_error - predicted_error) < 1e-10 * spread
 assert abs(measured_error / spread - (1 - kept)) < 1e-10
 
 # %% [markdown]
-# **Exercise 3. Why centre first?** Without subtracting the mean, the best $k$-dimensional
-# *linear* subspace (through the origin) is spanned by the top $k$ right singular vectors of
+# **Exercise 3. Why centre first?** Without subtracting the mean, the best $Z$-dimensional
+# *linear* subspace (through the origin) is spanned by the top $Z$ right singular vectors of
 # the raw $X$. Show the sandwich
 #
-# $$\text{error}_{\text{uncentred}}(k) \;\ge\; \text{error}_{\text{PCA}}(k) \;\ge\; \text{error}_{\text{uncentred}}(k+1),$$
+# $$\text{error}_{\text{uncentred}}(Z) \;\ge\; \text{error}_{\text{PCA}}(Z) \;\ge\; \text{error}_{\text{uncentred}}(Z+1),$$
 #
-# and check it on the `N_SVD` digits for $k = 1, \dots, 20$. How much does centring buy?
+# and check it on the `N_SVD` digits for $Z = 1, \dots, 20$. How much does centring buy?
 
-# %%
+# %% tags=["exercise"]
+# Your code: the errors of the best Z-dimensional subspace through the origin, for
+# Z = 1, ..., 21 (`uncentred`, a list of 21 numbers), and of PCA for Z = 1, ..., 20
+# (`centred`), on the N_SVD digits xs (whose centred SVD is U, s, Vt).
+uncentred = None
+centred = None
+Vt_raw = None
+
+# %% tags=["solution"]
 # Solution. Left: a subspace through the origin is one particular affine plane, and PCA gives
-# the best affine plane. Right: the plane x_bar + span(V_k) lies inside the (k+1)-dimensional
-# linear subspace span(x_bar, v_1, ..., v_k), so the best (k+1)-dimensional subspace does at
+# the best affine plane. Right: the plane x_bar + span(V_Z) lies inside the (Z+1)-dimensional
+# linear subspace span(x_bar, v_1, ..., v_Z), so the best (Z+1)-dimensional subspace does at
 # least as well. Centring is worth about one component.
 _, s_raw, Vt_raw = np.linalg.svd(xs, full_matrices=False)
-uncentred = [np.sum(s_raw[kk:] ** 2) for kk in range(1, 22)]   # error of k = 1..21 (Eckart-Young)
-centred = [np.sum(s[kk:] ** 2) for kk in range(1, 21)]         # PCA error, k = 1..20
-for kk in (1, 2, 5, 20):
-    print(f"k = {kk:2d}: uncentred {uncentred[kk - 1]:9.1f} >= PCA {centred[kk - 1]:9.1f} "
-          f">= uncentred k+1 {uncentred[kk]:9.1f}")
+uncentred = [np.sum(s_raw[z_dim:] ** 2) for z_dim in range(1, 22)]   # error of Z = 1..21 (Eckart-Young)
+centred = [np.sum(s[z_dim:] ** 2) for z_dim in range(1, 21)]         # PCA error, Z = 1..20
+for z_dim in (1, 2, 5, 20):
+    print(f"Z = {z_dim:2d}: uncentred {uncentred[z_dim - 1]:9.1f} >= PCA {centred[z_dim - 1]:9.1f} "
+          f">= uncentred Z+1 {uncentred[z_dim]:9.1f}")
 
 # %%
-for kk in range(1, 21):
-    assert uncentred[kk - 1] >= centred[kk - 1] >= uncentred[kk] - 1e-9 * uncentred[0], kk
+for z_dim in range(1, 21):
+    assert uncentred[z_dim - 1] >= centred[z_dim - 1] >= uncentred[z_dim] - 1e-9 * uncentred[0], z_dim
 # and the Eckart-Young error of the raw data is what projecting onto its top singular vectors gives
 assert abs(recon_error(xs, np.zeros(D), Vt_raw[:5].T) - uncentred[4]) < 1e-10 * uncentred[0]
 
 # %% [markdown]
 # ## Summary
 #
-# * A linear encoder/decoder through $k$ numbers reconstructs best with the **top $k$ principal
+# * A linear encoder/decoder through $Z$ numbers reconstructs best with the **top $Z$ principal
 #   components**: the top right singular vectors of the centred data, the top eigenvectors of
-#   the covariance. No rank-$k$ linear map does better (Eckart–Young).
+#   the covariance. No rank-$Z$ linear map does better (Eckart–Young).
 # * Minimising the squared error = maximising the variance kept. The error is exactly the sum
-#   of the discarded eigenvalues, $(N-1)\sum_{i>k}\lambda_i$.
+#   of the discarded eigenvalues, $(N-1)\sum_{i>Z}\lambda_i$.
 # * On MNIST, 50 components keep about 80% of the variance, 200 keep about 97%.
 #
 # Lesson 2 trains a linear *autoencoder* by gradient descent, without ever computing an
 # eigenvector, and finds that it converges to the same subspace, though not to the same axes.
+#
+# **Read more** (full entries in [REFERENCES.md](REFERENCES.md); symbols in
+# [NOTATION.md](NOTATION.md)): Pearson 1901 and Hotelling 1933 for PCA itself; Eckart & Young
+# 1936 for the best low-rank approximation; Bishop 2006, chapter 12, for PCA as a model.

@@ -136,19 +136,28 @@ assert all(e < 1e-7 for e in numeric.values())
 #
 # $$W_e = V_Z^\top, \quad b_e = -V_Z^\top \bar x, \quad W_d = V_Z, \quad b_d = \bar x .$$
 #
-# So **the minimum of the autoencoder's loss is PCA's error**, and at every minimum
-# $W_d W_e = V_Z V_Z^\top$: the decoder's columns span the principal subspace (as long as
-# $\lambda_Z > \lambda_{Z+1}$, which makes that subspace unique). The biases absorb the mean:
-# the data need no centring.
+# So **the minimum of the autoencoder's loss is PCA's error**. What is fixed at a minimum is
+# the map *on the data*: $W_d W_e \tilde x = V_Z V_Z^\top \tilde x$ for every centred image
+# $\tilde x$ (as long as $\lambda_Z > \lambda_{Z+1}$, which makes the principal subspace
+# unique), and the decoder's columns span that subspace. The matrix $W_d W_e$ itself is *not*
+# fixed: MNIST's covariance is singular (some border pixels are 0 in every image, lesson 1), so
+# the data span only part of $\mathbb{R}^D$, and the encoder may do anything along the
+# directions the data never take, at no cost. The biases absorb the mean: the data need no
+# centring.
 #
-# Could gradient descent get stuck before reaching it? Baldi and Hornik (1989) showed that for
-# this loss every local minimum is global. The other critical points put the decoder on *other*
-# sets of $Z$ eigenvectors, and they are saddles: turning one of them towards a missing
-# top eigenvector lowers the loss.
+# Could gradient descent get stuck before reaching it? Baldi and Hornik (1989) showed, for a
+# covariance that is invertible with distinct eigenvalues, that this loss has no local minima
+# other than the global ones: the other critical points put the decoder on *other* sets of $Z$
+# eigenvectors, and they are saddles, since turning one of them towards a missing top
+# eigenvector lowers the loss. On MNIST their assumption fails, and the statement holds on the
+# span of the data: along the directions with zero variance the loss is flat (a whole valley
+# of minima, all with PCA's error), not curved upward.
 #
-# We check all three claims in float64: the PCA weights give PCA's loss with zero gradient;
-# swapping $v_Z$ for $v_{Z+1}$ also gives zero gradient, but a higher loss; and rotating that
-# decoder column from $v_{Z+1}$ back towards $v_Z$ lowers the loss.
+# We check these claims in float64: the covariance is singular; the PCA weights give PCA's loss
+# with zero gradient; so do the PCA weights with arbitrary encoder weights on the constant
+# pixels, although their $W_d W_e$ is not $V_Z V_Z^\top$; swapping $v_Z$ for $v_{Z+1}$ also
+# gives zero gradient, but a higher loss; and rotating that decoder column from $v_{Z+1}$ back
+# towards $v_Z$ lowers the loss.
 
 # %%
 x64 = x.astype(np.float64)                            # (N, D) for the checks
@@ -187,14 +196,29 @@ for t in (0.05, 0.1, 0.2):                            # rotate column Z from v_{
     V_t[:, -1] = np.cos(t) * V_swap[:, -1] + np.sin(t) * V_top[:, -1]
     set_weights(lae_check, V_t, pca.mean_)
     turn.append(lae_check.loss(x64))
+dead = x.std(axis=0) == 0                             # pixels that are 0 in every image
+eig_C = np.linalg.eigvalsh(np.cov(x64, rowvar=False))  # the covariance's spectrum, ascending
+set_weights(lae_check, V_top, pca.mean_)
+lae_check.params["encoder.W"][dead] = np.random.default_rng(4).standard_normal((dead.sum(), Z))
+loss_free, grad_free = loss_and_grad_norm(lae_check, x64)
+We_free = lae_check.params["encoder.W"].T             # (Z, D) W_e, anything on the dead pixels
+map_gap = np.linalg.norm(V_top @ We_free - V_top @ V_top.T)   # || W_d W_e - V V^T ||_F
+print(f"{dead.sum()} constant pixels; the covariance has {np.sum(eig_C < 1e-12 * eig_C[-1])} "
+      f"zero eigenvalues of {D}")
 print(f"PCA weights:        loss {loss_top:.6f} (PCA: {pca.loss(x64):.6f}), "
       f"max |gradient| {grad_top:.1e}")
+print(f"... and random encoder weights on the constant pixels: loss {loss_free:.6f}, "
+      f"max |gradient| {grad_free:.1e}, ||W_d W_e - V V^T||_F = {map_gap:.1f}")
 print(f"v_{Z} swapped for v_{Z + 1}: loss {loss_swap:.6f}, max |gradient| {grad_swap:.1e}")
 print(f"rotating back by 0.05, 0.1, 0.2 rad: losses {np.round(turn, 6)}")
 print(f"the loss it costs: (N-1)/N (lam_Z - lam_Z+1) = {(N - 1) / N * (lam[Z - 1] - lam[Z]):.6f}")
 
 # %%
 assert abs(loss_top - pca.loss(x64)) < 1e-10 * loss_top       # the minimum is PCA's error
+assert np.all(x[:, dead] == 0)                                  # they are black everywhere
+assert np.sum(eig_C < 1e-12 * eig_C[-1]) >= dead.sum() > 0      # a singular covariance ...
+assert abs(loss_free - loss_top) < 1e-10 * loss_top and grad_free < 1e-10   # ... so another
+assert map_gap > 1.0                                            # minimum with W_d W_e != V V^T
 assert grad_top < 1e-10 and grad_swap < 1e-10                   # both are critical points
 assert abs((loss_swap - loss_top) - (N - 1) / N * (lam[Z - 1] - lam[Z])) < 1e-9 * loss_top
 assert loss_swap > turn[0] > turn[1] > turn[2]                  # ... but the swap is a saddle
@@ -220,9 +244,9 @@ assert loss_swap > turn[0] > turn[1] > turn[2]                  # ... but the sw
 # %%
 gaps = -np.diff(lam)
 print("eigenvalues: ", np.round(lam, 3))
-print("gaps lam_k - lam_k+1:", np.round(gaps, 3))
+print("gaps lam_i - lam_i+1:", np.round(gaps, 3))
 V_pca = pca.components_.T                             # (D, Z)
-assert np.argmax(gaps[1:]) + 2 == Z                   # the widest gap after k = 1
+assert np.argmax(gaps[1:]) + 2 == Z                   # the widest gap after Z = 1
 
 # %% [markdown]
 # The training loop is minivae's, `minivae.train.fit(model, x, optimizer, epochs, batch_size,
@@ -379,10 +403,10 @@ assert abs(lae_a.loss(xt) - lae_b.loss(xt)) < 1e-10 * lae_a.loss(xt)
 # projection $V_Z V_Z^\top$: $\lVert (W_d W_e - V_Z V_Z^\top)\,\tilde X^\top \rVert_F$ is small
 # next to $\lVert \tilde X \rVert_F$.
 #
-# (Why only on the digits? Some border pixels are 0 in every image. The encoder's weights
-# for those pixels get a gradient $x^\top \partial L/\partial z$ that is exactly 0, so they keep
-# their random initial values: $W_d W_e$ as a matrix is not $V_Z V_Z^\top$. It does not matter,
-# since they are always multiplied by 0.)
+# (Why only on the digits? Section 2: the border pixels that are 0 in every image. The encoder's
+# weights for those pixels get a gradient $x^\top \partial L/\partial z$ that is exactly 0, so
+# they keep their random initial values: $W_d W_e$ as a matrix is not $V_Z V_Z^\top$. It does
+# not matter, since they are always multiplied by 0.)
 
 # %%
 Wd = lae_a.decoder_basis                              # (D, Z), columns = decoder columns
@@ -392,7 +416,6 @@ gram = (Wd / norms).T @ (Wd / norms)                  # cosines between decoder 
 cos_pc = np.abs(V_pca.T @ (Wd / norms))   # (Z, Z) |cos(v_i, column j)|
 xt_c = xt - pca.mean_                                 # (1000, D) centred test digits
 projection_error = np.linalg.norm(xt_c @ (Wd @ We - V_pca @ V_pca.T).T) / np.linalg.norm(xt_c)
-dead = x.std(axis=0) == 0                             # pixels that are constant in every image
 print("decoder column norms:", np.round(norms, 2))
 print("largest |cos| between two decoder columns:", f"{np.max(np.abs(gram - np.eye(Z))):.2f}")
 print("best |cos| of each column with a principal component:", np.round(cos_pc.max(axis=0), 3))
@@ -430,7 +453,10 @@ assert np.array_equal(lae.params["encoder.W"][dead], init_encoder_W[dead])
 # %% [markdown]
 # ## Exercises
 #
-# Try each one before reading its solution cell; the check cell below it must pass either way.
+# Each exercise has a cell for your code, which starts as a stub, and a check cell that fails
+# until your code is right. This file also holds a worked solution after each stub; the
+# exercise version of the lesson, made by `python lessons/course.py versions`, leaves the
+# solutions out (lessons/README.md, "Exercises").
 #
 # **Exercise 1. Recover the principal components from the trained autoencoder.** The decoder
 # gives us the subspace; PCA's axes are the directions of largest variance *within* it. Find
@@ -438,7 +464,16 @@ assert np.array_equal(lae.params["encoder.W"][dead], init_encoder_W[dead])
 # $Q$ of the decoder's column space, the covariance of the projected digits $Q^\top \tilde x$, and
 # its eigenvectors $R$. Then $QR$ should match `pca.components_` up to signs.
 
-# %%
+# %% tags=["exercise"]
+# Your code: an orthonormal basis Q of span(W_d) (Wd, (D, Z)), the eigenvalues lam_sub of
+# the covariance of the projected digits (ascending, as np.linalg.eigh returns them), the
+# recovered axes `recovered` (Z, D), and match, the |cos| of each recovered axis with the
+# same PCA component.
+lam_sub = None
+recovered = None
+match = None
+
+# %% tags=["solution"]
 # Solution. Within span(Q) = span(V_Z), the covariance restricted to the subspace is
 # Q^T C Q = R diag(lam) R^T, whose eigenvectors R rotate Q onto the principal axes.
 Q, _ = np.linalg.qr(Wd)                               # (D, Z) orthonormal basis of span(W_d)
@@ -462,7 +497,13 @@ assert np.allclose(lam_sub[::-1], pca.explained_variance_, rtol=1e-3)
 # $W_e W_d$ with $I_Z$, and the trained codes with $W_d^+(x - b_d)$ on test digits (the
 # weights themselves differ on the always-black pixels, as we just saw).
 
-# %%
+# %% tags=["exercise"]
+# Your code: the product W_e W_d (`roundtrip`, (Z, Z)) of the trained model (We, Wd), and
+# code_error = || z - W_d^+ (x - b_d) || / || z || for the test digits xt.
+roundtrip = None
+code_error = None
+
+# %% tags=["solution"]
 # Solution. Least squares: the best z solves the normal equations W_d^T W_d z = W_d^T (x - b_d),
 # so z = W_d^+ (x - b_d), and an optimal encoder is W_e = W_d^+, b_e = -W_d^+ b_d. Then
 # W_e W_d = W_d^+ W_d = I. (Together with W_d W_e = V V^T, the AE is PCA up to A = W_e V.)
@@ -490,3 +531,7 @@ assert code_error < 0.05
 #   measure of it.
 #
 # Lesson 3 makes the encoder and decoder nonlinear, then asks what a code is good for.
+#
+# **Read more** ([REFERENCES.md](REFERENCES.md)): Bourlard & Kamp 1988 and Baldi & Hornik 1989
+# for the linear autoencoder and PCA; Björck & Golub 1973 for principal angles; Kingma & Ba
+# 2015 for Adam.

@@ -62,6 +62,8 @@ def replay(nb):
         cells += [nbformat.from_dict(c) for c in ex["stubs"]] + [failing]
         cells += [nbformat.from_dict(c) for c in ex["solutions"] if c.cell_type == "code"]
         cells.append(nbformat.from_dict(ex["check"]))
+    for i, cell in enumerate(cells):
+        cell["id"] = f"replay-{i}"                               # cell ids must stay unique
     return cells
 
 
