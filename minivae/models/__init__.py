@@ -19,6 +19,7 @@ import numpy as np
 
 from minivae.errors import InputError
 from minivae.models.autoencoder import Autoencoder, DenoisingAutoencoder
+from minivae.models.conv import architecture
 from minivae.models.density import DiagonalGaussian, GaussianMixture
 from minivae.models.linear_ae import LinearAutoencoder, principal_angles
 from minivae.models.pca import PCA
@@ -56,10 +57,10 @@ def _size(args, key, name):
 def parameter_count(config):
     """The number of parameters the model ``config`` describes, counted without building it.
 
-    MLP layers a -> b hold a b + b numbers; PCA holds components (K, D), mean (D,),
-    explained variance (K,) and the total variance (1). InputError for a config that
-    names an unknown model or setting, a dtype other than float32 / float64, or sizes that
-    are not positive integers.
+    MLP layers a -> b hold a b + b numbers, convolutions (``"arch": "conv"``) C_in C_out k k
+    + C_out; PCA holds components (K, D), mean (D,), explained variance (K,) and the total
+    variance (1). InputError for a config that names an unknown model or setting, a dtype
+    other than float32 / float64, or sizes that are not positive integers.
     """
     name, a = _arguments(config)
     try:
@@ -86,6 +87,9 @@ def parameter_count(config):
     code = 2 * Z if name == "vae" else Z                    # a VAE's encoder gives mu, logvar
     out = 2 * D if a.get("likelihood") == "gaussian-learned" else D
     sizes = [(D, *hidden, code), (Z, *hidden[::-1], out)]   # encoder, decoder
+    net = architecture(a["arch"], D, a["image_shape"], a["channels"], f"{name} model config")
+    if net.conv:                                            # image_shape and channels checked
+        return net.parameter_count(*sizes)
     return sum(p * q + q for s in sizes for p, q in pairwise(s))
 
 

@@ -1,5 +1,6 @@
-"""The plain autoencoder and the denoising autoencoder: a deterministic MLP encoder to a
-code z, an MLP decoder back to data space, and a reconstruction loss.
+"""The plain autoencoder and the denoising autoencoder: a deterministic encoder to a code z,
+a decoder back to data space, and a reconstruction loss. Encoder and decoder are MLPs, or
+convolutions then dense layers (``arch="conv"``, minivae.models.conv).
 
     z    = encoder(x)                                   (N, Z)
     out  = decoder(z)                                   (N, D)   logits, or the mean for "mse"
@@ -24,7 +25,8 @@ from minivae.checks import check_array
 from minivae.errors import InputError
 from minivae.layers import ACTIVATIONS
 from minivae.layers.activations import sigmoid
-from minivae.models.base import EncoderDecoder, choice, float_dtype, mlp, number, size, sizes
+from minivae.models.base import EncoderDecoder, choice, float_dtype, number, size, sizes
+from minivae.models.conv import architecture
 
 OUTPUTS = ("bernoulli", "mse")
 NOISES = ("gaussian", "masking")
@@ -35,23 +37,27 @@ class Autoencoder(EncoderDecoder):
 
     output: "bernoulli" (decoder gives logits; x in [0, 1]) or "mse" (decoder gives x^ itself).
     Parameters are named "encoder.i.W", "decoder.i.b", ... (i the layer's position).
-    ``hidden=()`` gives a linear encoder and decoder.
+    ``hidden=()`` gives a linear encoder and decoder. arch: "mlp", or "conv": stride-2
+    convolutions with ``channels`` on images of ``image_shape`` ((C, H, W); a square if
+    None), then the ``hidden`` dense layers.
     """
 
     name = "ae"
 
     def __init__(self, x_dim, hidden=(400,), z_dim=20, output="bernoulli", activation="relu",
-                 rng=None, dtype=np.float32):
+                 rng=None, dtype=np.float32, arch="mlp", image_shape=None, channels=None):
         who = type(self).__name__
         self.x_dim, self.z_dim = size(x_dim, who, "x_dim"), size(z_dim, who, "z_dim")
+        self.net = architecture(arch, self.x_dim, image_shape, channels, who)
         self.hidden = sizes(hidden, who, allow_empty=True)
         self.output = choice(output, OUTPUTS, who, "output")
         self.activation = choice(activation, ACTIVATIONS, who, "activation")
         self.dtype = float_dtype(dtype, who)
         self.rng = np.random.default_rng(rng)
         D, Z, H = self.x_dim, self.z_dim, self.hidden
-        self.encoder = mlp((D, *H, Z), activation, self.rng, dtype, input_grad=False)  # x: data
-        self.decoder = mlp((Z, *H[::-1], D), activation, self.rng, dtype)
+        self.encoder = self.net.encoder((D, *H, Z), activation, self.rng, dtype,
+                                        input_grad=False)                   # x is data: no dx
+        self.decoder = self.net.decoder((Z, *H[::-1], D), activation, self.rng, dtype)
         self.cache = None
         self.last = {}
 
@@ -59,7 +65,7 @@ class Autoencoder(EncoderDecoder):
         """The constructor arguments, as JSON-able values."""
         return {"model": self.name, "x_dim": self.x_dim, "hidden": list(self.hidden),
                 "z_dim": self.z_dim, "output": self.output, "activation": self.activation,
-                "dtype": self.dtype.name}
+                "dtype": self.dtype.name, **self.net.config()}
 
     def _check_x(self, x, who):
         who = f"{type(self).__name__}.{who}"
@@ -120,8 +126,9 @@ class Autoencoder(EncoderDecoder):
         self.encoder.backward(dz)                                            # dz (N, Z)
 
     def __repr__(self):
+        conv = f", conv {self.net.channels}" if self.net.conv else ""
         return (f"{type(self).__name__}(x_dim={self.x_dim}, hidden={self.hidden}, "
-                f"z_dim={self.z_dim}, output={self.output!r}, {self.dtype.name})")
+                f"z_dim={self.z_dim}, output={self.output!r}{conv}, {self.dtype.name})")
 
 
 class DenoisingAutoencoder(Autoencoder):
@@ -136,14 +143,16 @@ class DenoisingAutoencoder(Autoencoder):
     name = "dae"
 
     def __init__(self, x_dim, hidden=(400,), z_dim=20, output="bernoulli", activation="relu",
-                 noise="gaussian", noise_level=0.3, rng=None, dtype=np.float32):
+                 noise="gaussian", noise_level=0.3, rng=None, dtype=np.float32, arch="mlp",
+                 image_shape=None, channels=None):
         choice(noise, NOISES, "DenoisingAutoencoder", "noise")
         level = number(noise_level, "DenoisingAutoencoder", "noise_level")
         if not (noise == "gaussian" or level < 1):
             want = "a finite std >= 0" if noise == "gaussian" else "a probability in [0, 1)"
             raise InputError(f"DenoisingAutoencoder: noise_level must be {want} for {noise} "
                              f"noise, got {noise_level}")
-        super().__init__(x_dim, hidden, z_dim, output, activation, rng, dtype)
+        super().__init__(x_dim, hidden, z_dim, output, activation, rng, dtype, arch,
+                         image_shape, channels)
         self.noise, self.noise_level = noise, level
 
     def config(self):

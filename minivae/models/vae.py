@@ -1,5 +1,6 @@
-"""The variational autoencoder: an MLP encoder to (mu, logvar), the reparameterization, an MLP
-decoder to the parameters of p(x|z), and the negative ELBO as its loss.
+"""The variational autoencoder: an encoder to (mu, logvar), the reparameterization, a decoder
+to the parameters of p(x|z), and the negative ELBO as its loss. Encoder and decoder are MLPs,
+or convolutions then dense layers (``arch="conv"``, minivae.models.conv).
 
     per example:  L(x) = -log p(x|z) + beta * KL(q(z|x) || N(0, I)),
                   z = mu + exp(0.5 logvar) * eps,  eps ~ N(0, I)    (one sample of the ELBO)
@@ -24,7 +25,8 @@ from minivae.errors import InputError, NonFiniteError
 from minivae.layers import ACTIVATIONS, Reparameterize
 from minivae.layers.activations import sigmoid
 from minivae.layers.reparameterize import sample
-from minivae.models.base import EncoderDecoder, choice, float_dtype, mlp, number, size, sizes
+from minivae.models.base import EncoderDecoder, choice, float_dtype, number, size, sizes
+from minivae.models.conv import architecture
 
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
 
@@ -37,13 +39,17 @@ class VAE(EncoderDecoder):
                 "gaussian-learned" (decoder gives mean and log-variance per pixel).
     ``beta`` weights the KL term (beta-VAE); ``kl_weight`` (1.0 unless a warm-up ramps it)
     multiplies beta. ``rng`` draws the initial weights, and eps when none is given.
+    arch: "mlp", or "conv": stride-2 convolutions with ``channels`` on images of
+    ``image_shape`` ((C, H, W); a square if None), then ``hidden`` dense layers (may be ()).
     """
 
     def __init__(self, x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", beta=1.0, rng=None,
-                 dtype=np.float32, activation="relu", sigma=0.1):
+                 dtype=np.float32, activation="relu", sigma=0.1, arch="mlp", image_shape=None,
+                 channels=None):
         who = "VAE"
         self.x_dim, self.z_dim = size(x_dim, who, "x_dim"), size(z_dim, who, "z_dim")
-        self.hidden = sizes(hidden, who)
+        self.net = architecture(arch, self.x_dim, image_shape, channels, who)
+        self.hidden = sizes(hidden, who, allow_empty=self.net.conv)
         self.likelihood = choice(likelihood, LIKELIHOODS, who, "likelihood")
         self.activation = choice(activation, ACTIVATIONS, who, "activation")
         self.beta, self.kl_weight = number(beta, who, "beta"), 1.0
@@ -52,16 +58,19 @@ class VAE(EncoderDecoder):
         self.rng = np.random.default_rng(rng)
         D, Z, H = self.x_dim, self.z_dim, self.hidden
         out = 2 * D if likelihood == "gaussian-learned" else D          # mean (and logvar)
-        self.encoder = mlp((D, *H, 2 * Z), activation, self.rng, dtype, input_grad=False)
+        self.encoder = self.net.encoder((D, *H, 2 * Z), activation, self.rng, dtype,
+                                        input_grad=False)               # x is data: no dx
         self.reparam = Reparameterize(self.rng, check_inputs=False)
-        self.decoder = mlp((Z, *H[::-1], out), activation, self.rng, dtype)
+        self.decoder = self.net.decoder((Z, *H[::-1], out), activation, self.rng, dtype)
+        self.row_floats = self.net.row_floats((Z, *H[::-1], out))       # per decoded row
         self.cache, self.last = None, {}
 
     def config(self):
         """The constructor arguments, as JSON-able values."""
         return {"model": "vae", "x_dim": self.x_dim, "hidden": list(self.hidden),
                 "z_dim": self.z_dim, "likelihood": self.likelihood, "beta": self.beta,
-                "dtype": self.dtype.name, "activation": self.activation, "sigma": self.sigma}
+                "dtype": self.dtype.name, "activation": self.activation, "sigma": self.sigma,
+                **self.net.config()}
 
     # ---- the objective ----
 
@@ -179,14 +188,15 @@ class VAE(EncoderDecoder):
 
         k = 1 is the ELBO estimate; the bound tightens as k grows. Computed with a running
         log-sum-exp over chunks of samples, so that at most about ``max_floats`` decoder
-        outputs exist at once, whatever N and k. The default, 2**21 floats (8 MB in float32),
-        keeps a pass in the CPU's cache, which is faster than larger passes.
+        outputs exist at once (for a convolutional decoder: floats of its widest layer),
+        whatever N and k. The default, 2**21 floats (8 MB in float32), keeps a pass in the
+        CPU's cache, which is faster than larger passes.
         """
         self._check_x(x, "VAE.iwae_bound")
         k = check_count(k, "VAE.iwae_bound", "k", what=" (importance samples)")
         max_floats = check_count(max_floats, "VAE.iwae_bound", "max_floats")
         rng = self.rng if rng is None else np.random.default_rng(rng)
-        per_chunk = max(1, max_floats // self.decoder.layers[-1].out_features)
+        per_chunk = max(1, max_floats // self.row_floats)
         N, Z = x.shape[0], self.z_dim
         examples = max(1, per_chunk // k)                               # per chunk, if k small
         result = np.empty(N)
@@ -229,5 +239,6 @@ class VAE(EncoderDecoder):
         return loss
 
     def __repr__(self):
+        conv = f", conv {self.net.channels}" if self.net.conv else ""
         return (f"VAE(x_dim={self.x_dim}, hidden={self.hidden}, z_dim={self.z_dim}, "
-                f"likelihood={self.likelihood!r}, beta={self.beta}, {self.dtype.name})")
+                f"likelihood={self.likelihood!r}, beta={self.beta}{conv}, {self.dtype.name})")
