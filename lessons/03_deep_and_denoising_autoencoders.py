@@ -45,7 +45,8 @@ import numpy as np
 from minivae import data, figures, losses
 from minivae.evaluate import evaluate
 from minivae.figures import image_grid
-from minivae.gradcheck import check_grad
+from minivae.gradcheck import check_grad, rel_error
+from minivae.layers import Dense
 from minivae.models import PCA, Autoencoder, DenoisingAutoencoder, DiagonalGaussian, GaussianMixture
 from minivae.optim import Adam
 from minivae.train import fit
@@ -337,7 +338,7 @@ fit(dae_toy, toy_set, opt, TOY_STEPS // 2, BATCH, rng=11,          # 2 minibatch
 
 # %% [markdown]
 # We measure the DAE on fresh noisy images by its distance to $m(\tilde x)$ and by its expected
-# loss given $\tilde x$, $\sum_k w_k(\tilde x)\, \lVert x_k - f(\tilde x)\rVert^2$, which we can
+# loss given $\tilde x$, $\sum_{c \in \{a, b\}} w_c(\tilde x)\, \lVert x_c - f(\tilde x)\rVert^2$, which we can
 # compute exactly here instead of sampling the clean image.
 
 # %%
@@ -350,8 +351,8 @@ dist = np.linalg.norm(f_t - m_t, axis=1) / np.linalg.norm(delta)    # (n,) relat
 
 
 def expected_loss(f):
-    """Mean over x~ of E[|x - f(x~)|^2 | x~] = sum_k w_k(x~) |x_k - f(x~)|^2, computed exactly."""
-    return np.mean(sum(w_t[:, k] * np.sum((clean[k] - f) ** 2, axis=1) for k in range(2)))
+    """Mean over x~ of E[|x - f(x~)|^2 | x~] = sum_c w_c(x~) |x_c - f(x~)|^2, computed exactly."""
+    return np.mean(sum(w_t[:, c] * np.sum((clean[c] - f) ** 2, axis=1) for c in range(2)))
 
 
 risk_dae, risk_bayes = expected_loss(f_t), expected_loss(m_t)
@@ -498,6 +499,7 @@ def nearest_code_distance(z):
     return np.sqrt(np.maximum(d2.min(axis=1), 0))
 
 
+assert len(z_train) == N_REF == (5_000 if FAST else 10_000)   # as the text below says
 r99 = np.quantile(nearest_code_distance(z_test), 0.99)
 low_density = np.quantile(gmm.log_prob(z_test), 0.01)   # 1% of real test codes fall below it
 far = {name: float(np.mean(nearest_code_distance(s) > r99)) for name, s in samples.items()}
@@ -535,9 +537,16 @@ assert far["mixture of 10"] < far["diagonal Gaussian"]
 # %% [markdown]
 # A Gaussian describes the codes poorly and puts a large share of its samples where there
 # are no real codes; the decoder turns those into smudges. A better density (the mixture)
-# describes the codes better and wastes fewer samples, yet still not all: the codes of 60000
-# digits in 16 dimensions have a shape that ten ellipsoids do not capture. **The density in
-# code space is the whole problem.** The decoder is not to blame.
+# describes the codes better and wastes fewer samples, yet still not all: the codes of the
+# `N_REF` training digits it was fitted to (10,000 of them; 5,000 in fast mode), in 16
+# dimensions, have a shape that ten ellipsoids do not capture. **The density in code space is
+# the whole problem.** The decoder is not to blame.
+#
+# Two names for what is missing, used in many lecture notes on VAEs: a code space is
+# **continuous** when nearby codes decode to similar images, and **complete** when every code
+# drawn from the density we sample from decodes to a plausible image. Section 4 showed some
+# continuity (code-space midpoints look like digits); this section shows that completeness
+# fails: the density we can fit after training sends many samples where no digit's code lies.
 #
 # The variational autoencoder attacks the problem from the other side: rather than fitting a
 # density to whatever codes training produced, it trains the encoder so that the codes *fill*
@@ -545,7 +554,10 @@ assert far["mixture of 10"] < far["diagonal Gaussian"]
 #
 # ## Exercises
 #
-# Try each one before reading its solution cell; the check cell below it must pass either way.
+# Each exercise has a cell for your code, which starts as a stub, and a check cell that fails
+# until your code is right. This file also holds a worked solution after each stub; the
+# exercise version of the lesson, made by `python lessons/course.py versions`, leaves the
+# solutions out (lessons/README.md, "Exercises").
 #
 # **Exercise 1. The cross-entropy also learns the mean.** With `output="bernoulli"` the
 # decoder gives a probability $p = \mathrm{sigmoid}(\ell)$ per pixel, and the loss per pixel is
@@ -556,7 +568,21 @@ assert far["mixture of 10"] < far["diagonal Gaussian"]
 # loss with respect to the logit vanishes at $\ell = \mathrm{logit}(\bar x)$, and nearby logits
 # give a higher loss.
 
-# %%
+# %% tags=["exercise"]
+# Your code: for the 500 target values of one pixel in `targets` (500, 1), their mean `mu`,
+# the logit `best_logit` that minimises the mean cross-entropy, and mean_nll(logit), a function
+# returning the mean loss and the mean gradient w.r.t. the logit, both from
+# losses.bernoulli_nll.
+targets = np.random.default_rng(17).random((500, 1))
+mu = None
+best_logit = None
+loss_best, grad_best = None, None
+
+
+def mean_nll(logit):
+    return None, None
+
+# %% tags=["solution"]
 # Solution. The expected loss is -mu log p - (1 - mu) log(1 - p) with mu = E[x | x~]; its
 # derivative in the logit is p - mu (minivae's dlogits = sigmoid(l) - x, averaged), which is 0
 # exactly at p = mu; the loss is convex in the logit, so this is the minimum.
@@ -585,7 +611,18 @@ assert all(mean_nll(best_logit + d)[0] > loss_best for d in (-0.1, -0.01, 0.01, 
 # $0.1 < w_a < 0.9$ as a function of $r$ alone, check it against the share measured in
 # section 3 ($r = 1.5$), and plot it against $r$.
 
-# %%
+# %% tags=["exercise"]
+# Your code: p_split(r), the probability that 0.1 < w_a < 0.9 as a function of r; r_toy, the
+# r of section 3; and the share of section 3's 20000 noisy images whose w_a lies between 0.1
+# and 0.9, with its standard error.
+def p_split(r):
+    return None
+
+
+r_toy = None
+share, se_share = None, None
+
+# %% tags=["solution"]
 # Solution. For x~ = x_a + sigma eps: |x~ - x_b|^2 - |x~ - x_a|^2 = |Delta + sigma eps|^2 - |sigma eps|^2
 # = |Delta|^2 + 2 sigma Delta.eps, so L = (|Delta|^2 + 2 sigma Delta.eps) / (2 sigma^2) = r^2/2 + r u
 # with u = Delta.eps / |Delta| ~ N(0, 1). A noisy x_b gives -L, with the same law mirrored, so
@@ -618,6 +655,67 @@ assert abs(share - p_split(r_toy)) < 4 * se_share
 assert p_split(5.0) < 0.05                           # clean separation: the denoiser can commit
 
 # %% [markdown]
+# **Exercise 3. A dense layer's backward.** Every hidden layer of the autoencoders above is a
+# `minivae.layers.Dense`, $y = \mathrm{relu}(x W + b)$ with $x$ (N, D), $W$ (D, H), $b$ (H,).
+# Its forward, in the next cell, keeps in its cache what the backward needs. Write
+# `dense_backward(dy, cache)`: given $dy = \partial L / \partial y$ (N, H), return
+# $dx = \partial L/\partial x$ (N, D), $dW$ (D, H) and $db$ (H,). Derive it first, one line
+# per array, through $a = xW + b$; then the check compares each array with central
+# differences of $L = \sum y \odot dy$ (`minivae.gradcheck.check_grad`, in float64) and with
+# the library's `Dense`.
+
+# %%
+def dense_forward(x, W, b):
+    """y = relu(x @ W + b).   x (N, D), W (D, H), b (H,) -> y (N, H), cache."""
+    a = x @ W + b                                      # (N, H) pre-activation
+    y = np.maximum(a, 0.0)                             # (N, H)
+    return y, (x, W, a)
+
+
+# %% tags=["exercise"]
+def dense_backward(dy, cache):
+    """dy (N, H) -> dx (N, D), dW (D, H), db (H,) for y = relu(x @ W + b)."""
+    x, W, a = cache
+    dx = np.zeros_like(x)                              # your code: replace these three lines
+    dW = np.zeros_like(W)
+    db = np.zeros(W.shape[1])
+    return dx, dW, db
+
+# %% tags=["solution"]
+# Solution. da = dy * relu'(a), with relu'(a) = 1 where a > 0 and 0 elsewhere; then the
+# affine map: dW = x^T da (each weight W_dh sums x_nd da_nh over the batch), db = sum_n da,
+# and dx = da W^T.
+def dense_backward(dy, cache):
+    """dy (N, H) -> dx (N, D), dW (D, H), db (H,) for y = relu(x @ W + b)."""
+    x, W, a = cache
+    da = dy * (a > 0)                                  # (N, H)
+    return da @ W.T, x.T @ da, da.sum(axis=0)          # (N, D), (D, H), (H,)
+
+# %%
+check_rng = np.random.default_rng(20)
+x_c, W_c = check_rng.standard_normal((5, 7)), check_rng.standard_normal((7, 4))   # float64
+b_c, dy_c = check_rng.standard_normal(4), check_rng.standard_normal((5, 4))
+y_c, cache_c = dense_forward(x_c, W_c, b_c)
+dx_c, dW_c, db_c = dense_backward(dy_c, cache_c)
+
+
+def upstream_loss():
+    return float(np.sum(dense_forward(x_c, W_c, b_c)[0] * dy_c))    # L = sum(y * dy)
+
+
+errs = {name: check_grad(upstream_loss, arr, g)
+        for name, arr, g in (("x", x_c, dx_c), ("W", W_c, dW_c), ("b", b_c, db_c))}
+dense = Dense(7, 4, "relu", dtype=np.float64)            # the library's layer, same numbers
+dense.params["W"][...], dense.params["b"][...] = W_c, b_c
+dense.zero_grad()
+y_lib = dense.forward(x_c)
+dx_lib = dense.backward(dy_c)
+print("relative errors against central differences:", {k: f"{e:.1e}" for k, e in errs.items()})
+assert max(errs.values()) < 1e-7
+assert rel_error(y_lib, y_c) < 1e-12 and rel_error(dx_lib, dx_c) < 1e-10
+assert rel_error(dense.grads["W"], dW_c) < 1e-10 and rel_error(dense.grads["b"], db_c) < 1e-10
+
+# %% [markdown]
 # ## Summary
 #
 # * A nonlinear autoencoder reconstructs much better than PCA with the same code size.
@@ -628,3 +726,7 @@ assert p_split(5.0) < 0.05                           # clean separation: the den
 # * To generate, we need the density of the codes. Fitted after the fact, a Gaussian is far
 #   off, and a mixture is better but not enough. The VAE makes the codes fit a known density
 #   instead.
+#
+# **Read more** ([REFERENCES.md](REFERENCES.md)): Vincent et al. 2008 for denoising autoencoders;
+# Alain & Bengio 2014 for what a denoiser learns; Bishop 2006, section 1.5.5, for the posterior
+# mean as the minimiser of the squared error.

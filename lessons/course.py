@@ -69,14 +69,20 @@ def version(nb, which):
 
 def exercises(nb):
     """The exercises of a lesson, in order: dicts with the question (Markdown source), the
+    setup (cells right after the question that the exercise gives, e.g. a forward pass), the
     stub cells, the solution cells and the check cell (the first code cell after them)."""
     found, cells = [], nb.cells
     i = 0
     while i < len(cells):
         c = cells[i]
-        if c.cell_type == "markdown" and re.search(r"\*\*Exercise \d+", c.source):
-            ex = {"question": c.source, "stubs": [], "solutions": [], "check": None}
+        if _starts_exercise(c):
+            ex = {"question": c.source, "setup": [], "stubs": [], "solutions": [], "check": None}
             j = i + 1
+            k = j                                                # setup: untagged cells
+            while k < len(cells) and not tags(cells[k]) and not _starts_exercise(cells[k]):
+                k += 1                                           # up to the first stub
+            if k < len(cells) and tags(cells[k]) & {EXERCISE, SOLUTION}:
+                ex["setup"], j = cells[j:k], k
             while j < len(cells) and (EXERCISE in tags(cells[j]) or SOLUTION in tags(cells[j])):
                 ex["stubs" if EXERCISE in tags(cells[j]) else "solutions"].append(cells[j])
                 j += 1
@@ -87,6 +93,10 @@ def exercises(nb):
         else:
             i += 1
     return found
+
+
+def _starts_exercise(cell):
+    return cell.cell_type == "markdown" and re.search(r"\*\*Exercise \d+", cell.source)
 
 
 def write_versions(out_dir):
