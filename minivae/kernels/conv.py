@@ -74,7 +74,7 @@ def col2im(cols, k, stride, padding, out):
     out[n, c, s oh - p + i, s ow - p + j] (entries that fall in the padding are dropped).
 
     cols (N OH OW, C k k) -> out (N, C, H, W), both C-contiguous; OH, OW from out's H, W.
-    Returns out.
+    Returns out. One row of cols at a time: its patches all land in out[n, :, h0:h0 + k, :].
     """
     N, C, H, W = out.shape
     OH = (H + 2 * padding - k) // stride + 1
@@ -85,17 +85,22 @@ def col2im(cols, k, stride, padding, out):
             h0 = oh * stride - padding
             for ow in range(OW):
                 w0 = ow * stride - padding
-                j_lo = min(k, max(0, -w0))
-                j_hi = max(j_lo, min(k, W - w0))
-                row = cols[(n * OH + oh) * OW + ow]
+                inside = w0 >= 0 and w0 + k <= W                # no column in the padding
+                row = cols[(n * OH + oh) * OW + ow]             # (C k k,)
                 for c in range(C):
                     for i in range(k):
                         h = h0 + i
-                        if h < 0 or h >= H:
+                        if h < 0 or h >= H:                     # a row of padding
                             continue
                         col = (c * k + i) * k
-                        for j in range(j_lo, j_hi):
-                            out[n, c, h, w0 + j] += row[col + j]
+                        dst = out[n, c, h]                      # (W,)
+                        if inside:
+                            for j in range(k):
+                                dst[w0 + j] += row[col + j]
+                        else:
+                            for j in range(k):
+                                if 0 <= w0 + j < W:
+                                    dst[w0 + j] += row[col + j]
     return out
 
 
