@@ -7,6 +7,8 @@
 ``fit`` is the whole loop; the lessons call it and so does ``minivae train``. Everything else
 a long run needs (run folders, checkpoints, resuming, Ctrl-C, progress bars, a test loss each
 epoch) wraps around it as callbacks (``minivae.run.trainer``), and never lives inside it.
+A GAN trains two networks on two objectives in turn: ``fit_gan`` is the same loop with the
+discriminator's step and then the generator's in place of the one step.
 
 A callback is any object with some of the methods ``epoch_begin(p)``, ``batch_begin(p)``,
 ``batch_end(p)``, ``epoch_end(p)``; each gets the ``Progress`` p, and may set ``p.stop``
@@ -81,6 +83,56 @@ def fit(model, x, optimizer, epochs, batch_size=128, rng=None, callbacks=(), *,
     return p.history
 
 
+def fit_gan(gan, x, d_optimizer, g_optimizer, epochs, batch_size=64, rng=None, callbacks=(), *,
+            progress=None):
+    """Train a GAN on the rows of x (N, D): per batch a discriminator step, then a generator
+    step (Goodfellow et al. 2014, Algorithm 1 with k = 1); the history of train means.
+
+        D step:  d_loss(batch, B fresh z);  d_backward();  d_optimizer.step(D's grads)
+        G step:  g_loss(B fresh z);         g_backward();  g_optimizer.step(G's grads)
+
+    d_optimizer holds ``gan.discriminator.params``, g_optimizer ``gan.generator.params``;
+    either may be None, which keeps that network fixed and trains the other alone. A history
+    row holds train_loss (D's loss, -V(D, G): 2 log 2 at the equilibrium), train_g_loss,
+    train_d_real and train_d_fake (D's mean probability of "real" on real and on generated
+    rows). Callbacks as in ``fit``.
+    """
+    if d_optimizer is None and g_optimizer is None:
+        raise InputError("fit_gan: expected an optimizer for the discriminator, the generator "
+                         "or both, got None for both")
+    x, rng, callbacks, p = _check_fit(gan, x, d_optimizer or g_optimizer, epochs, batch_size,
+                                      rng, callbacks, progress, "fit_gan", GAN_METHODS)
+    for opt, net in ((d_optimizer, "discriminator"), (g_optimizer, "generator")):
+        if opt is not None:
+            _check_holds(opt, getattr(gan, net), net)
+    while p.epoch < epochs and not p.stop:
+        _call(callbacks, "epoch_begin", p)
+        if p.stop:
+            break
+        order = rng.permutation(len(x))                                   # (N,) a fresh shuffle
+        while p.batch < p.batches and not p.stop:
+            xb = x[order[p.batch * batch_size:(p.batch + 1) * batch_size]]   # (B, D)
+            _call(callbacks, "batch_begin", p)
+            gan.zero_grad()
+            d_loss = gan.d_loss(xb)                                       # B real, B fake
+            if d_optimizer is not None:
+                gan.d_backward()
+                d_optimizer.step(gan.discriminator.grads)                 # D's parameters only
+            if g_optimizer is not None:
+                gan.zero_grad()
+                gan.g_loss(len(xb))                                       # B fresh fakes
+                gan.g_backward()                                          # through D, into G
+                g_optimizer.step(gan.generator.grads)                     # G's parameters only
+            p.add(d_loss, gan.last, len(xb))
+            p.batch += 1
+            _call(callbacks, "batch_end", p)
+        if p.batch == p.batches:                                          # a whole epoch
+            p.history.append({"epoch": p.epoch + 1, **p.means()})
+            p.epoch, p.batch, p.sums, p.seen = p.epoch + 1, 0, {}, 0
+            _call(callbacks, "epoch_end", p)
+    return p.history
+
+
 class KLWarmup:
     """A callback: the KL weight rises linearly from 0 to 1 over the first ``epochs`` epochs.
 
@@ -96,6 +148,8 @@ class KLWarmup:
 
 
 EVENTS = ("epoch_begin", "batch_begin", "batch_end", "epoch_end")
+GAN_METHODS = ("d_loss", "d_backward", "g_loss", "g_backward", "generator", "discriminator",
+               "zero_grad", "grads")
 
 
 def _call(callbacks, event, p):
@@ -105,34 +159,46 @@ def _call(callbacks, event, p):
             method(p)
 
 
-def _check_fit(model, x, optimizer, epochs, batch_size, rng, callbacks, progress):
+def _check_fit(model, x, optimizer, epochs, batch_size, rng, callbacks, progress, who="fit",
+               methods=("loss", "backward", "zero_grad", "grads")):
     """fit's arguments, checked once: (x, a Generator, the callbacks, a Progress)."""
-    if not all(hasattr(model, m) for m in ("loss", "backward", "zero_grad", "grads")):
-        raise InputError(f"fit: expected a model with loss, backward, zero_grad and grads, "
-                         f"got {model!r}")
+    if not all(hasattr(model, m) for m in methods):
+        raise InputError(f"{who}: expected a model with {', '.join(methods[:-1])} and "
+                         f"{methods[-1]}, got {model!r}")
     if not model.grads:
-        raise InputError(f"fit: expected a model with parameters to train; a "
+        raise InputError(f"{who}: expected a model with parameters to train; a "
                          f"{type(model).__name__} has none (fitted in closed form: model.fit(x))")
     if not callable(getattr(optimizer, "step", None)):
-        raise InputError(f"fit: expected an optimizer with step(grads), got {optimizer!r}")
+        raise InputError(f"{who}: expected an optimizer with step(grads), got {optimizer!r}")
     if not (rng is None or isinstance(rng, (np.random.Generator, int, np.integer))):
-        raise InputError(f"fit: expected rng to be a numpy Generator, an int seed or None, "
+        raise InputError(f"{who}: expected rng to be a numpy Generator, an int seed or None, "
                          f"got {rng!r}")
     callbacks = tuple(callbacks)
     for cb in callbacks:
         if not any(hasattr(cb, event) for event in EVENTS):
-            raise InputError(f"fit: expected callbacks with some of the methods {EVENTS}, "
+            raise InputError(f"{who}: expected callbacks with some of the methods {EVENTS}, "
                              f"got {cb!r}")
-    check_array(x, "fit", ndim=2)
-    epochs = check_count(epochs, "fit", "epochs", lo=0)
-    batch_size = check_count(batch_size, "fit", "batch_size")
+    check_array(x, who, ndim=2)
+    epochs = check_count(epochs, who, "epochs", lo=0)
+    batch_size = check_count(batch_size, who, "batch_size")
     batches = -(-len(x) // batch_size)                                    # the last may be short
     if progress is None:
         progress = Progress(epochs, batches)
     elif (not isinstance(progress, Progress) or progress.batches != batches
           or not 0 <= progress.batch < batches):
-        raise InputError(f"fit: progress must be a Progress of {batches} batches per epoch "
+        raise InputError(f"{who}: progress must be a Progress of {batches} batches per epoch "
                          f"(N={len(x)}, batch_size={batch_size}), stopped before its last "
                          f"batch, got {progress!r}")
     progress.epochs, progress.stop = epochs, False
     return x, np.random.default_rng(rng), callbacks, progress
+
+
+def _check_holds(optimizer, net, net_name):
+    """InputError unless ``optimizer`` steps exactly the arrays of ``net.params``."""
+    held = getattr(optimizer, "params", None)
+    if (not callable(getattr(optimizer, "step", None)) or not isinstance(held, dict)
+            or held.keys() != net.params.keys()
+            or any(held[k] is not v for k, v in net.params.items())):
+        raise InputError(f"fit_gan: expected {net_name[0]}_optimizer to be an optimizer of the "
+                         f"{net_name}'s parameters, e.g. Adam(gan.{net_name}.params), got "
+                         f"{optimizer!r}")

@@ -21,12 +21,14 @@ from minivae.errors import InputError
 from minivae.models.autoencoder import Autoencoder, DenoisingAutoencoder
 from minivae.models.conv import architecture
 from minivae.models.density import DiagonalGaussian, GaussianMixture
+from minivae.models.gan import GAN
 from minivae.models.linear_ae import LinearAutoencoder, principal_angles
 from minivae.models.pca import PCA
 from minivae.models.vae import VAE
+from minivae.models.wae import WAE
 
 MODELS = {"vae": VAE, "pca": PCA, "linear-ae": LinearAutoencoder, "ae": Autoencoder,
-          "dae": DenoisingAutoencoder}
+          "dae": DenoisingAutoencoder, "wae": WAE, "gan": GAN}
 MAX_PARAMETERS = 10 ** 8   # 0.4 GB per float32 copy; training keeps 4 (params, grads, Adam m, v)
 MAX_LAYERS = 64            # hidden layers of the encoder (the decoder mirrors them)
 
@@ -54,10 +56,21 @@ def _size(args, key, name):
     return v
 
 
+def _hidden(args, key, name):
+    """args[key] as a list of at most MAX_LAYERS positive layer sizes."""
+    hidden = args[key]
+    if not isinstance(hidden, (list, tuple)) or len(hidden) > MAX_LAYERS:
+        raise InputError(f"{name} model config: {key} must be a list of at most {MAX_LAYERS} "
+                         f"layer sizes, got {type(hidden).__name__} of length "
+                         f"{len(hidden) if hasattr(hidden, '__len__') else '?'}")
+    return [_size({key: h}, key, name) for h in hidden]
+
+
 def parameter_count(config):
     """The number of parameters the model ``config`` describes, counted without building it.
 
-    MLP layers a -> b hold a b + b numbers, convolutions (``"arch": "conv"``) C_in C_out k k
+    MLP layers a -> b hold a b + b numbers (a GAN's generator z -> hidden -> x and its
+    discriminator x -> d_hidden -> 1 too), convolutions (``"arch": "conv"``) C_in C_out k k
     + C_out; PCA holds components (K, D), mean (D,), explained variance (K,) and the total
     variance (1). InputError for a config that names an unknown model or setting, a dtype
     other than float32 / float64, or sizes that are not positive integers.
@@ -78,12 +91,11 @@ def parameter_count(config):
     D, Z = _size(a, "x_dim", name), _size(a, "z_dim", name)
     if name == "linear-ae":
         return 2 * D * Z + D + Z
-    hidden = a["hidden"]
-    if not isinstance(hidden, (list, tuple)) or len(hidden) > MAX_LAYERS:
-        raise InputError(f"{name} model config: hidden must be a list of at most {MAX_LAYERS} "
-                         f"layer sizes, got {type(hidden).__name__} of length "
-                         f"{len(hidden) if hasattr(hidden, '__len__') else '?'}")
-    hidden = [_size({"hidden": h}, "hidden", name) for h in hidden]
+    hidden = _hidden(a, "hidden", name)
+    if name == "gan":                                       # generator, discriminator
+        d_hidden = hidden if a["d_hidden"] is None else _hidden(a, "d_hidden", name)
+        return sum(p * q + q for s in [(Z, *hidden, D), (D, *d_hidden, 1)]
+                   for p, q in pairwise(s))
     code = 2 * Z if name == "vae" else Z                    # a VAE's encoder gives mu, logvar
     out = 2 * D if a.get("likelihood") == "gaussian-learned" else D
     sizes = [(D, *hidden, code), (Z, *hidden[::-1], out)]   # encoder, decoder
@@ -121,6 +133,6 @@ def build(config, rng=None):
         raise InputError(f"{name} model config: {e}") from None
 
 
-__all__ = ["MAX_LAYERS", "MAX_PARAMETERS", "MODELS", "PCA", "VAE", "Autoencoder",
+__all__ = ["GAN", "MAX_LAYERS", "MAX_PARAMETERS", "MODELS", "PCA", "VAE", "WAE", "Autoencoder",
            "DenoisingAutoencoder", "DiagonalGaussian", "GaussianMixture", "LinearAutoencoder",
            "build", "check_config", "parameter_count", "principal_angles"]
