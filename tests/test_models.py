@@ -378,4 +378,4 @@ def test_bad_inputs_raise_input_error_naming_the_model():
         with pytest.raises(InputError, match=match):
             call()
     with pytest.raises(ValueError, match="unknown model"):
-        build({"model": "gan"})
+        build({"model": "diffusion"})
