@@ -84,7 +84,7 @@ def _flag(name):
 def _kind(name):
     """What argparse needs to read setting ``name``: its choices, or its type."""
     if name == "model":
-        return {"choices": list(MODELS)}
+        return {"choices": [m for m in MODELS if m in train.MODEL_FLAGS]}   # it can train
     if name == "data":
         return {"choices": list(data.DATASETS), "metavar": "NAME"}
     rule = RULES[name]
