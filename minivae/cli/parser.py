@@ -6,9 +6,19 @@ from dataclasses import fields
 from minivae import data
 from minivae.cli import datasets, train, view
 from minivae.models import MODELS
-from minivae.run.config import BY_DATA, RULES, Choice, ModelSettings, Number, TrainConfig, comments
+from minivae.run.config import (
+    BY_DATA,
+    RULES,
+    Choice,
+    MachineSettings,
+    ModelSettings,
+    Number,
+    TrainConfig,
+    comments,
+)
 
-METAVARS = {"hidden": "H", "latent": "Z", "batch_size": "B", "warmup": "N", "noise_level": "L"}
+METAVARS = {"hidden": "H", "latent": "Z", "batch_size": "B", "warmup": "N", "noise_level": "L",
+            "threads": "N"}
 
 
 class UsageError(Exception):
@@ -60,7 +70,7 @@ def _add_train(sub):
                        "and saves; --resume continues, ending exactly as an uninterrupted run "
                        "would.")
     a = t.add_argument
-    for cls in (ModelSettings, TrainConfig):       # a flag per setting: --batch-size B, ...
+    for cls in (ModelSettings, TrainConfig, MachineSettings):   # a flag per setting: --batch-size B
         helps = comments(cls)
         for f in fields(cls):
             a(_flag(f.name), help=f"{helps.get(f.name, '')} (default: {_default(f)})",

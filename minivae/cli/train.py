@@ -12,7 +12,8 @@ from minivae.cli import view
 from minivae.errors import MinivaeError
 from minivae.run import folder
 from minivae.run.atomic import write_json
-from minivae.run.config import ModelSettings, TrainConfig, defaults
+from minivae.run.config import MachineSettings, ModelSettings, TrainConfig, defaults
+from minivae.run.threads import Threads
 from minivae.run.trainer import train
 
 AE_OUTPUT = {"bernoulli": "bernoulli", "gaussian": "mse"}     # --likelihood -> Autoencoder output
@@ -123,14 +124,16 @@ def cmd_train(args):
         run = folder.create_run(args.out, model_config, name, cfg, root=RUNS)
         before = 0
         _say(f"run folder: {run.dir}")
+    threads = MachineSettings.threads if args.threads is None else args.threads
     history = train(run, epochs=args.epochs if args.resume else None,
                     lr=args.lr if args.resume else None, verbose=not args.quiet,
-                    datasets=datasets)
+                    datasets=datasets, threads=threads)
     if args.resume and len(history) == before and (run.dir / folder.EVALUATION).exists():
         _say(f"{run.dir} already has {before} epochs; nothing to do (--epochs N trains on)")
         return 0
-    _finish(run.dir, view.IWAE_K if args.iwae_k is None else args.iwae_k, quiet=args.quiet,
-            figures=not args.no_figures)
+    with Threads(threads):                                  # BLAS threads, chosen once
+        _finish(run.dir, view.IWAE_K if args.iwae_k is None else args.iwae_k,
+                quiet=args.quiet, figures=not args.no_figures)
     return 0
 
 

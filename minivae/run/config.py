@@ -2,6 +2,7 @@
 
     TrainConfig     how a model is trained (saved in config.json beside the model's config)
     ModelSettings   what `minivae train` builds, in the words of its flags
+    MachineSettings how this machine runs it (not saved with the run: a resumed run may change it)
     BY_DATA         the defaults that depend on the data set
     RULES           what each setting may be
 
@@ -69,6 +70,14 @@ class ModelSettings:
     noise_level: float = 0.3        # dae: std of the gaussian noise, or probability of masking
 
 
+@dataclass
+class MachineSettings:
+    """How this machine runs the training; not part of the run (minivae/run/threads.py)."""
+
+    threads: str = "auto"           # BLAS threads for minivae's products: N, or auto (1 or all,
+                                    # chosen before each epoch by a short probe)
+
+
 # The defaults that depend on the data set, over those above (of either class). sprites' make
 # `minivae train` a ~1-minute run on 2 cores.
 BY_DATA = {"sprites": {"hidden": (512,), "latent": 10, "epochs": 30}}
@@ -128,6 +137,27 @@ PLAIN = {"an integer >= 1": "a positive integer", "a finite number > 0": "a posi
 
 
 @dataclass(frozen=True)
+class AutoOr:
+    """"auto", or a number ``number`` allows."""
+
+    number: Number
+
+    def check(self, name, v):
+        if v != "auto" and not self.number.ok(v):
+            raise InputError(f"{name} must be auto or {self.number.words()}, got {v!r}")
+
+    def parse(self, text):
+        """An argparse ``type``: "auto", or the number ``text`` says."""
+        if text == "auto":
+            return text
+        try:
+            return self.number.parse(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"expected auto or {self.number.words()}, got "
+                                             f"{text!r}") from None
+
+
+@dataclass(frozen=True)
 class Choice:
     """One of ``choices``."""
 
@@ -145,7 +175,7 @@ RULES = {
     "seed": INDEX, "warmup": INDEX, "binarize": Choice(("none", "dynamic")),
     "hidden": COUNT, "latent": COUNT, "beta": Number(float, 0), "noise_level": Number(float, 0),
     "likelihood": Choice(("bernoulli", "gaussian", "gaussian-learned")),
-    "noise": Choice(("gaussian", "masking")),
+    "noise": Choice(("gaussian", "masking")), "threads": AutoOr(COUNT),
 }   # model and data: one of minivae.models.MODELS, minivae.data.DATASETS
 
 

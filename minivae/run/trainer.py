@@ -16,7 +16,11 @@ that a run can stop and go on.
 Randomness: ``seed`` makes two Generators, one for the model (initial weights, eps, noise) and
 one for the data (binarization, shuffling); the test loss uses a third, fixed per epoch. The
 checkpoint keeps the first two, so a run that stops and resumes ends with the same parameters,
-bit for bit, as one that never stopped (with the same machine and number of BLAS threads).
+bit for bit, as one that never stopped (on the same machine, with the same BLAS threads).
+
+Threads (threads.py): ``threads`` ("auto", or N) sets BLAS's threads for the run's own work
+only; auto chooses 1 or all before each epoch. metrics.jsonl records each epoch's count, and a
+mid-epoch checkpoint the count its epoch began with, which the resumed epoch uses again.
 
 Stopping (stopping.py): the first Ctrl-C or SIGTERM lets the current batch finish, then saves a
 mid-epoch checkpoint with the data Generator as it was when the epoch began, the batch index and
@@ -45,6 +49,7 @@ from minivae.optim import SGD, Adam
 from minivae.run import checkpoint, folder
 from minivae.run.callbacks import ProgressBar, StopOnSignal, TestLoss, mean_terms
 from minivae.run.stopping import StopSignals, TrainingInterrupted
+from minivae.run.threads import Threads, check, largest_product
 from minivae.train import KLWarmup, Progress, fit
 
 __all__ = ["TrainingDiverged", "TrainingInterrupted", "train"]
@@ -69,17 +74,21 @@ class Session:
     progress: Progress         # where fit stands: epoch, batch, partial sums, history
     seconds: float = 0.0       # time already spent on the epoch in progress (a resumed one)
     saved_at: str = None       # where the last checkpoint stands, for messages
+    threads: Threads = None    # BLAS threads: the policy, and the count in force
+    began_with: int = None     # the threads the epoch in progress began with (a resumed one)
 
 
-def train(run, *, epochs=None, lr=None, datasets=None, verbose=True):
+def train(run, *, epochs=None, lr=None, datasets=None, verbose=True, threads="auto"):
     """Train (or go on training) a run up to its number of epochs; its history, one dict per epoch.
 
     ``run``: a run folder, or the Run that folder.create_run or open_run returned (used as it
     is, unless the checkpoint changed since). A run with a checkpoint resumes from it; one with
     only config.json starts. ``epochs``/``lr`` replace the saved values (to train longer, or
     slower after a divergence). ``datasets``: (train, test) minivae.data.Dataset to use
-    instead of loading the run's data set by name.
+    instead of loading the run's data set by name. ``threads``: BLAS threads, "auto" or N
+    (threads.py).
     """
+    threads = check(threads)
     run_dir = Path(run.dir if isinstance(run, folder.Run) else run)
     say = (lambda msg: tqdm.write(msg, file=sys.stderr)) if verbose else (lambda msg: None)
     with folder.locked(run_dir):
@@ -89,7 +98,11 @@ def train(run, *, epochs=None, lr=None, datasets=None, verbose=True):
         run = folder.retune(run, epochs, lr)
         s = _session(run, folder.load_datasets(run.data) if datasets is None else datasets)
         folder.write_metrics(run_dir, s.progress.history)  # repair a file a crash left behind
-        with StopSignals(say) as signals:
+        s.threads = Threads(threads, work=largest_product(s.model, run.train.batch_size)
+                            if s.optimizer else None,
+                            replay={s.progress.epoch: s.began_with} if s.began_with else None)
+        with StopSignals(say) as signals, s.threads:
+            say(f"BLAS threads: {s.threads.describe()}")
             if s.optimizer is None:
                 return _fit_closed_form(s, say)
             return _fit(s, signals, say, verbose)
@@ -155,6 +168,7 @@ def _restore(s, path):
     p.epoch, p.batch, p.history = saved["epoch"], saved["batch"], list(meta["history"])
     p.sums, p.seen = dict(partial["sums"]), saved["batch"] * s.run.train.batch_size
     s.seconds, s.saved_at = partial["seconds"], _where(p)
+    s.began_with = partial.get("threads")                  # None: an epoch boundary
 
 
 # ---- the loop, and what happens around it ----
@@ -163,7 +177,7 @@ def _fit(s, signals, say, verbose):
     """fit with the callbacks; TrainingInterrupted if a signal stopped it before the end."""
     cfg, p, bar, divergence = s.run.train, s.progress, ProgressBar(verbose), Divergence(s)
     callbacks = [KLWarmup(s.model, cfg.warmup)] if cfg.warmup else []
-    callbacks += [StopOnSignal(signals), bar, divergence,
+    callbacks += [StopOnSignal(signals), bar, divergence, s.threads,
                   TestLoss(s.model, s.x_test, cfg.seed), Checkpoints(s, say)]
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # Divergence checks
@@ -217,7 +231,8 @@ class Checkpoints:
 
     def batch_end(self, p):
         if p.stop and p.batch < p.batches:
-            partial = {"sums": p.sums, "seconds": time.perf_counter() - self.t0}
+            partial = {"sums": p.sums, "seconds": time.perf_counter() - self.t0,
+                       "threads": self.s.threads.count}
             _save(self.s, p, self.start_state, partial)
 
     def epoch_end(self, p):
@@ -299,4 +314,6 @@ def _summary(row, epochs):
                       if k.startswith("train_") and k != "train_loss")
     s = f"epoch {row['epoch']}/{epochs}  train {row['train_loss']:.4g}"
     s += f" ({terms})" if terms else ""
-    return s + f"  test {row['test_loss']:.4g}  {row['epoch_seconds']:.1f} s"
+    s += f"  test {row['test_loss']:.4g}  {row['epoch_seconds']:.1f} s"
+    return s + (f", {row['threads']} BLAS thread{'s' * (row['threads'] > 1)}"
+                if "threads" in row else "")
