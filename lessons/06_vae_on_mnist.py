@@ -36,13 +36,15 @@
 # %%
 import inspect
 import os
+from statistics import NormalDist
+from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from minivae import data, figures, losses
 from minivae.evaluate import evaluate
-from minivae.gradcheck import rel_error
+from minivae.gradcheck import check_grad, rel_error
 from minivae.layers import Dense, Linear, Reparameterize, Sequential
 from minivae.models import VAE
 from minivae.optim import Adam
@@ -53,6 +55,7 @@ N_TRAIN = 6_000 if FAST else 60_000            # training images used
 N_TEST = 1_000 if FAST else 10_000             # test images used for evaluation
 EPOCHS = 2 if FAST else 10                     # passes over the training images, Z = 20 model
 EPOCHS_2D = 2 if FAST else 10                  # the same for the Z = 2 model
+EPOCHS_SWEEP = 2 if FAST else 3               # the same for each Gaussian decoder of section 6
 BATCH = 64 if FAST else 128                    # examples per gradient step
 LR = 2e-3 if FAST else 1e-3                    # Adam's step size (fast mode: fewer, larger steps)
 IWAE_K = 10 if FAST else 100                   # importance samples for the log-likelihood
@@ -75,7 +78,8 @@ print(train_set)
 # * **reparameterization** $z = \mu + e^{\frac12 \text{logvar}} \odot \varepsilon$,
 #   $\varepsilon \sim \mathcal N(0, I)$ (lesson 5).
 # * **decoder** $z \mapsto \ell$: `Dense` with ReLU ($Z \to H$), `Linear` ($H \to 784$). The
-#   outputs $\ell$ are **logits**: pixel $d$ is Bernoulli with probability $\sigma(\ell_d)$.
+#   outputs $\ell$ are **logits**: pixel $d$ is Bernoulli with probability
+#   $\mathrm{sigmoid}(\ell_d) = 1/(1 + e^{-\ell_d})$. (We keep $\sigma$ for standard deviations.)
 # * **loss** per example, the one-sample estimate of the negative ELBO
 #
 # $$L(x) = \underbrace{\sum_{d=1}^{784} \big(\mathrm{softplus}(\ell_d) - x_d \ell_d\big)}_{-\log p(x\mid z):\ \texttt{bernoulli\_nll}}
@@ -86,7 +90,7 @@ print(train_set)
 # batch*; the batch loss is a mean, so each gets a factor $1/N$. By the chain rule, from the
 # loss back to the input:
 #
-# $$\frac{\partial\,\text{loss}}{\partial \ell} = \frac{\sigma(\ell) - x}{N}, \qquad
+# $$\frac{\partial\,\text{loss}}{\partial \ell} = \frac{\mathrm{sigmoid}(\ell) - x}{N}, \qquad
 # \frac{\partial\,\text{loss}}{\partial z} = \text{decoder.backward}\Big(\frac{\partial\,\text{loss}}{\partial \ell}\Big),$$
 #
 # $$\frac{\partial\,\text{loss}}{\partial \mu} = \frac{\partial\,\text{loss}}{\partial z} + \frac{\beta}{N}\,\mu, \qquad
@@ -97,15 +101,25 @@ print(train_set)
 # split. $\mu$ and $v = \text{logvar}$ get gradient from **two** paths: through $z$ (the
 # reconstruction) and directly (the KL).
 #
-# We build it in float64 (for checking) with the real sizes, $H = 400$, $Z = 20$.
+# We build it in float64 (for checking) with the real sizes, $H = 400$, $Z = 20$: the layers
+# in `vae_hand`, and the forward pass, `hand_loss`, which keeps in `vae_hand.cache` what the
+# backward needs. The backward is yours to write (exercise 1, next).
 
 # %%
 H, Z = 400, 20
 f64 = np.float64
-rng = np.random.default_rng(0)
-encoder = Sequential(Dense(D, H, "relu", rng=rng, dtype=f64), Linear(H, 2 * Z, rng=rng, dtype=f64))
-decoder = Sequential(Dense(Z, H, "relu", rng=rng, dtype=f64), Linear(H, D, rng=rng, dtype=f64))
-reparam = Reparameterize(rng)
+
+
+def build_parts(D, H, Z, rng):
+    """The hand-built VAE's layers, float64: encoder D -> H -> 2Z, decoder Z -> H -> D."""
+    return SimpleNamespace(
+        encoder=Sequential(Dense(D, H, "relu", rng=rng, dtype=f64), Linear(H, 2 * Z, rng=rng, dtype=f64)),
+        decoder=Sequential(Dense(Z, H, "relu", rng=rng, dtype=f64), Linear(H, D, rng=rng, dtype=f64)),
+        reparam=Reparameterize(rng), Z=Z, cache=None)
+
+
+vae_hand = build_parts(D, H, Z, np.random.default_rng(0))
+encoder, decoder = vae_hand.encoder, vae_hand.decoder
 
 
 def bernoulli_recon(logits, x):
@@ -113,29 +127,66 @@ def bernoulli_recon(logits, x):
     return losses.bernoulli_nll(logits, x)          # (N,), (N, D)
 
 
-def hand_loss(x, eps, beta=1.0, recon_fn=bernoulli_recon):
+def hand_loss(x, eps, beta=1.0, recon_fn=bernoulli_recon, parts=None):
     """Forward of the hand-built VAE: the batch mean of recon + beta * KL. Keeps a cache."""
-    global cache
-    N = x.shape[0]
-    h = encoder.forward(x)                                        # (N, 2Z)
+    v = vae_hand if parts is None else parts
+    N, Z = x.shape[0], v.Z
+    h = v.encoder.forward(x)                                      # (N, 2Z)
     mu, logvar = h[:, :Z], h[:, Z:]                               # (N, Z) each
-    z = reparam.forward(mu, logvar, eps)                          # (N, Z)
-    out = decoder.forward(z)                                      # (N, D) logits
+    z = v.reparam.forward(mu, logvar, eps)                        # (N, Z)
+    out = v.decoder.forward(z)                                    # (N, D) logits
     recon, dout = recon_fn(out, x)                                # (N,), (N, D)
     kl, (dmu_kl, dlogvar_kl) = losses.gaussian_kl(mu, logvar)     # (N,), (N, Z) x 2
-    cache = (N, beta, dout, dmu_kl, dlogvar_kl)
+    v.cache = (N, beta, dout, dmu_kl, dlogvar_kl)
     return float(np.mean(recon + beta * kl))
 
 
-def hand_backward():
+# %% [markdown]
+# **Exercise 1. The VAE's backward.** Write `hand_backward(parts)`: from what `hand_loss` kept
+# in `parts.cache` (the batch size $N$, $\beta$, the likelihood's gradient `dout` w.r.t. the
+# decoder output, and the KL's gradients `dmu_kl`, `dlogvar_kl`, each for the *sum* over the
+# batch), add $\partial\,\text{loss}/\partial\theta$ into the grads of every layer of
+# `parts.encoder` and `parts.decoder`, one line per step of the chain rule above. A layer's
+# `backward(dy)` returns the gradient w.r.t. its input and adds its parameters' gradients;
+# `parts.reparam.backward(dz)` returns $(d\mu, d\,\text{logvar})$. The check runs your backward
+# on a small VAE with $\beta = 2.5$ and compares every parameter's gradient with central
+# differences (`minivae.gradcheck.check_grad`). The rest of the lesson uses your backward.
+
+# %% tags=["exercise"]
+def hand_backward(parts=None):
     """Backward of the hand-built VAE: adds d loss / d params into every layer's grads."""
-    N, beta, dout, dmu_kl, dlogvar_kl = cache
-    dz = decoder.backward(dout / N)                               # (N, Z)
-    dmu, dlogvar = reparam.backward(dz)                           # (N, Z) x 2, through z
+    v = vae_hand if parts is None else parts
+    N, beta, dout, dmu_kl, dlogvar_kl = v.cache
+    pass                                                          # your code
+
+# %% tags=["solution"]
+# Solution. The loss is a batch mean, so the likelihood's gradient (of the sum) gets 1/N; the
+# KL enters mu and logvar directly, with weight beta / N, besides the path through z.
+def hand_backward(parts=None):
+    """Backward of the hand-built VAE: adds d loss / d params into every layer's grads."""
+    v = vae_hand if parts is None else parts
+    N, beta, dout, dmu_kl, dlogvar_kl = v.cache
+    dz = v.decoder.backward(dout / N)                             # (N, Z)
+    dmu, dlogvar = v.reparam.backward(dz)                         # (N, Z) x 2, through z
     dmu += beta / N * dmu_kl                                      # + directly, from the KL
     dlogvar += beta / N * dlogvar_kl
-    encoder.backward(np.concatenate([dmu, dlogvar], axis=1))      # (N, 2Z)
+    v.encoder.backward(np.concatenate([dmu, dlogvar], axis=1))    # (N, 2Z)
 
+# %%
+small = build_parts(6, 5, 2, np.random.default_rng(40))           # D = 6, H = 5, Z = 2
+x_small = np.random.default_rng(41).uniform(size=(4, 6))          # 4 "images" in [0, 1]
+eps_small = np.random.default_rng(42).standard_normal((4, 2))
+for layer in (small.encoder, small.decoder):
+    layer.zero_grad()
+hand_loss(x_small, eps_small, beta=2.5, parts=small)
+hand_backward(small)
+small_errors = {f"{part}.{k}": check_grad(lambda: hand_loss(x_small, eps_small, beta=2.5,
+                                                            parts=small), prm, seq.grads[k])
+                for part, seq in (("encoder", small.encoder), ("decoder", small.decoder))
+                for k, prm in seq.params.items()}
+print("relative errors against central differences:",
+      {k: f"{e:.1e}" for k, e in small_errors.items()})
+assert max(small_errors.values()) < 1e-7
 
 # %% [markdown]
 # Now the library's `VAE` with the same sizes, and its parameters copied into our layers, so
@@ -177,7 +228,8 @@ assert set(errors) == set(vae64.grads) and max(errors.values()) < 1e-7
 
 # %% [markdown]
 # They agree because they are the same code: `minivae/models/vae.py` is this code. Its `loss`
-# and `backward`, printed below, are `hand_loss` and `hand_backward` line for line. What it
+# and `backward`, printed below, are `hand_loss` and `hand_backward` (exercise 1's solution)
+# line for line. What it
 # adds: the checks of what the user hands over (`x`, `eps`); `w = beta * kl_weight` where we
 # wrote `beta` (`kl_weight` is 1 unless a KL warm-up ramps it, `minivae.train.KLWarmup`);
 # `self.last`, the per-example terms that the training loop averages; and a loss that must come
@@ -362,9 +414,10 @@ assert final["test_kl"] > 10
 # %% [markdown]
 # ### Evaluation
 #
-# `evaluate` also estimates $-\log p(x)$ itself with the importance-weighted bound of lesson 4
-# ($k$ samples from $q(z\mid x)$), which is tighter than the ELBO: $-\log p(x) \le
-# \text{NLL}_k \le \text{negative ELBO}$. (Lesson 9 is about doing this carefully.)
+# `evaluate` also estimates $-\log p(x)$ itself, with the importance-weighted bound (Burda et
+# al. 2015) that lesson 9 derives and checks: $k$ samples from $q(z\mid x)$, a bound tighter
+# than the ELBO, $-\log p(x) \le \text{NLL}_k \le \text{negative ELBO}$ (in expectation over
+# the samples).
 
 # %%
 ev = evaluate(vae, x_test[:1000], iwae_k=IWAE_K, rng=np.random.default_rng(5))
@@ -460,6 +513,28 @@ assert accuracy > (0.3 if FAST else 0.45)                          # chance: 10%
 assert np.all((mu_test.std(axis=0) > 0.5) & (mu_test.std(axis=0) < 2.0))
 
 # %% [markdown]
+# The manifold shows the two properties a latent space needs for generating, named in many
+# lecture notes on VAEs. **Continuity**: nearby codes decode to similar images, so the grid
+# changes gradually from cell to cell. **Completeness**: every code the prior proposes decodes
+# to something digit-like, with no blank or garbled cells. The KL term asks for both: it makes
+# each code a cloud $q(z \mid x)$ rather than a point, so the decoder must answer sensibly all
+# around it, and it keeps the clouds where the prior samples. **Check** continuity: the squared
+# distance between neighbouring cells of the 20 x 20 grid is a small fraction of the distance
+# between two random cells. (Lesson 8 measures where completeness fails: the holes of $q(z)$.)
+
+# %%
+quantiles = np.array([NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, 20)])
+z_grid = np.stack(np.meshgrid(quantiles, quantiles), axis=-1).reshape(-1, 2).astype(np.float32)
+cells = vae2.decode(z_grid).astype(f64).reshape(20, 20, D)          # (row, column, pixels)
+neighbour = np.mean(np.sum(np.diff(cells, axis=1) ** 2, axis=2))     # one step along z0
+pairs = np.random.default_rng(9).integers(0, 400, size=(2, 2000))
+flat_cells = cells.reshape(400, D)
+random_pair = np.mean(np.sum((flat_cells[pairs[0]] - flat_cells[pairs[1]]) ** 2, axis=1))
+print(f"squared distance between neighbouring cells {neighbour:.2f}, between random cells "
+      f"{random_pair:.2f}")
+assert neighbour < 0.2 * random_pair
+
+# %% [markdown]
 # ## 5. What the number on grey-level MNIST means
 #
 # We trained on the **grey-level** images with a Bernoulli likelihood, a common shortcut (the
@@ -471,10 +546,10 @@ assert np.all((mu_test.std(axis=0) > 0.5) & (mu_test.std(axis=0) < 2.0))
 # equals $x_d$ (its derivative $\sigma(\ell) - x_d$ vanishes there), and the minimum is the
 # binary entropy
 #
-# $$\min_{\ell}\; \mathrm{softplus}(\ell) - x_d\,\ell = H(x_d) = -x_d \log x_d - (1 - x_d)\log(1 - x_d)
+# $$\min_{\ell}\; \mathrm{softplus}(\ell) - x_d\,\ell = \mathbb{H}(x_d) = -x_d \log x_d - (1 - x_d)\log(1 - x_d)
 #   \quad\text{at}\quad \ell = \log\frac{x_d}{1 - x_d}.$$
 #
-# No model, however good, scores below $\sum_d H(x_d)$ on an image: part of the loss has nothing
+# No model, however good, scores below $\sum_d \mathbb{H}(x_d)$ on an image: part of the loss has nothing
 # to do with modelling.
 #
 # **An average over binarizations.** The cross-entropy is *linear* in the target, so for any
@@ -520,16 +595,143 @@ assert abs(binary_losses.mean() - grey_loss) < 4 * se
 # (`data.load("binarized-mnist")`, one fixed binarization, about 90 nats for this kind of
 # VAE), a different data set.
 #
+# ## 6. Squared error + KL is a Gaussian decoder
+#
+# Many VAE examples train with the squared error plus the KL, $L = \lVert x - \hat x\rVert^2 +
+# \beta\,\mathrm{KL}$, without naming a likelihood (a McMaster lecture calls it the "simplified
+# VAE"). It is a VAE with a Gaussian decoder, $p(x \mid z) = \mathcal N(\hat x, s^2 I)$, whose
+# negative log-likelihood is $\frac D2 \log 2\pi s^2 + \lVert x - \hat x\rVert^2 / 2s^2$. So
+#
+# $$-\log p(x\mid z) + \mathrm{KL} = \frac{1}{2s^2}\Big(\lVert x - \hat x\rVert^2 + 2s^2\,\mathrm{KL}\Big) + \text{const}:$$
+#
+# up to a constant factor (which rescales the gradient, and which Adam almost undoes) the
+# squared error plus $\beta$ KL is the Gaussian VAE with $s^2 = \beta / 2$, **$\beta_{\text{eff}}
+# = 2s^2$**. Plain MSE + KL ($\beta = 1$) says the pixels carry Gaussian noise of standard
+# deviation $s = 1/\sqrt 2 \approx 0.71$, on images whose pixels lie in $[0, 1]$: the decoder
+# claims to explain little, and the KL weighs heavily.
+#
+# **A learned decoder variance.** Nothing forces us to guess $s$. For a fixed decoder mean,
+# the $s^2$ that minimises the negative log-likelihood of $N$ images, $\frac{ND}2 \log s^2 +
+# \sum_n \lVert x_n - \hat x_n\rVert^2 / 2s^2$, is $s_\star^2 = \frac{1}{ND}\sum_n \lVert x_n -
+# \hat x_n\rVert^2$, the mean squared error per pixel. Learning $s$ with the model (one shared
+# number, as in the $\sigma$-VAE of Rybkin et al. 2021) therefore sets $\beta_{\text{eff}} =
+# 2s_\star^2$ to what the decoder actually achieves. A *per-pixel* learned variance
+# (`VAE(likelihood="gaussian-learned")`) needs care on MNIST: a pixel that is 0 in every image
+# is predicted exactly, its variance can shrink without end, and the negative log-likelihood
+# falls to $-\infty$.
+#
+# **Check** the three claims: the gradient of MSE + $2s^2$ KL is $2s^2$ times the Gaussian VAE's,
+# to $10^{-7}$; the negative log-likelihood's derivative in the shared log-variance is zero at
+# $s_\star^2$; and the loss of an exactly predicted pixel falls without bound as its variance
+# shrinks.
+
+# %%
+def mse_recon(out, x):
+    """The squared error summed over pixels, and its gradient: losses.mse."""
+    return losses.mse(out, x)
+
+
+s_dec = 0.3                                                       # a decoder standard deviation
+vae_gauss = VAE(D, hidden=(H,), z_dim=Z, likelihood="gaussian", sigma=s_dec, dtype=f64, rng=1)
+for part, mine in (("encoder", encoder), ("decoder", decoder)):   # the same weights as ours
+    for name, prm in mine.params.items():
+        prm[...] = vae_gauss.params[f"{part}.{name}"]
+for layer in (encoder, decoder):
+    layer.zero_grad()
+hand_loss(x64, eps, beta=2 * s_dec ** 2, recon_fn=mse_recon)
+hand_backward()
+vae_gauss.zero_grad()
+vae_gauss.loss(x64, eps)
+vae_gauss.backward()
+err_mse = max(rel_error(g_hand, 2 * s_dec ** 2 * vae_gauss.grads[f"{part}.{k}"])
+              for part, mine in (("encoder", encoder), ("decoder", decoder))
+              for k, g_hand in mine.grads.items())
+print(f"MSE + {2 * s_dec ** 2:.2f} KL against 2 s^2 x Gaussian VAE (s = {s_dec}): gradients "
+      f"agree to {err_mse:.1e}")
+
+x_hat = vae_gauss.reconstruct(x64)                                # a decoder mean, (64, D)
+s2_star = np.mean((x64 - x_hat) ** 2)                             # mean squared error per pixel
+dlogvar_star = losses.gaussian_nll(x_hat, np.log(s2_star), x64)[1][1]   # d(sum NLL) / d log s^2
+nll_black = [float(losses.gaussian_nll(np.zeros((1, 1)), v, np.zeros((1, 1)))[0][0])
+             for v in (-10.0, -20.0, -40.0)]
+print(f"s_star^2 = {s2_star:.4f}: d NLL / d log s^2 there {dlogvar_star:.1e};  an exactly "
+      f"predicted pixel at log s^2 = -10, -20, -40: {np.round(nll_black, 2)}")
+
+# %%
+assert err_mse < 1e-7                                             # beta_eff = 2 s^2
+assert abs(dlogvar_star) < 1e-8 * len(x64) * D                    # s_star^2 = the MSE per pixel
+assert nll_black[0] > nll_black[1] > nll_black[2] and abs(nll_black[1] - nll_black[2] - 10) < 1e-9
+
+# %% [markdown]
+# **Sample quality as $\beta_{\text{eff}}$ changes.** Train three Gaussian VAEs, $s = 0.1$, $0.71$
+# and $1.5$, that is $\beta_{\text{eff}} = 0.02$, $1$ and $4.5$, and look at their samples.
+# As the KL term is enforced more strongly, the code carries less (the KL falls), the
+# reconstructions get worse, and the samples get **blurrier and less varied**: we measure the
+# blur by the samples' edge energy (the summed squared differences between neighbouring
+# pixels) and the variety by the spread of the samples, the mean over pixels of their standard
+# deviation across samples. At the small $\beta_{\text{eff}}$ the samples are not good either:
+# usually noisy, with more edge energy than real digits, because the codes leave holes where
+# the prior samples (lesson 8). For each model we also print $s_\star$, the standard deviation
+# its reconstructions actually achieve: the MSE + KL model's $s_\star$ is far below the
+# $0.71$ its loss assumes.
+#
+# **Check:** along the three models the KL falls, the reconstruction error rises, and the
+# samples' edge energy and spread fall.
+
+# %%
+S_DECODER = (0.1, 1 / np.sqrt(2), 1.5)                            # beta_eff = 0.02, 1, 4.5
+
+
+def edge_energy(images):
+    """Mean over images of the summed squared differences of neighbouring pixels."""
+    im = images.astype(f64).reshape(-1, *SHAPE)
+    return float((np.diff(im, axis=1) ** 2).sum(axis=(1, 2)).mean()
+                 + (np.diff(im, axis=2) ** 2).sum(axis=(1, 2)).mean())
+
+
+sweep = {}
+for s_ in S_DECODER:
+    model = VAE(D, hidden=(H,), z_dim=Z, likelihood="gaussian", sigma=s_, rng=0)
+    fit(model, x_train, Adam(model.params, lr=LR), EPOCHS_SWEEP, BATCH, rng=1)
+    rec_ = model.reconstruct(x_test).astype(f64)
+    mse_ = float(np.mean(np.sum((rec_ - x_test) ** 2, axis=1)))
+    samples_ = model.sample(500, rng=np.random.default_rng(10))
+    sweep[s_] = {"kl": evaluate(model, x_test, rng=np.random.default_rng(11))["kl"], "mse": mse_,
+                 "edges": edge_energy(samples_), "spread": float(samples_.std(axis=0).mean()),
+                 "s_star": np.sqrt(mse_ / D), "samples": samples_[:12]}
+    print(f"s = {s_:.2f} (beta_eff {2 * s_ ** 2:4.2f}): KL {sweep[s_]['kl']:5.1f}  squared error "
+          f"{mse_:5.1f}  s_star {sweep[s_]['s_star']:.3f}  samples: edge energy "
+          f"{sweep[s_]['edges']:5.1f}, spread {sweep[s_]['spread']:.3f}")
+print(f"real test digits: edge energy {edge_energy(x_test):.1f}")
+fig = figures.plot_images(np.concatenate([sweep[s_]["samples"] for s_ in S_DECODER]), SHAPE,
+                          nrow=12, title="samples; rows: beta_eff = 0.02, 1, 4.5")
+plt.show()
+
+# %%
+rows = [sweep[s_] for s_ in S_DECODER]
+for key, sign in (("kl", -1), ("mse", 1), ("edges", -1), ("spread", -1)):
+    values = np.array([r[key] for r in rows])
+    assert np.all(sign * np.diff(values) > 0), (key, values)
+assert sweep[1 / np.sqrt(2)]["s_star"] < 0.5 / np.sqrt(2)         # MSE + KL assumes far too much noise
+
+# %% [markdown]
 # ## Exercises
 #
-# Try each one before reading its solution cell; the check cell below it must pass either way.
+# Exercise 1 came in section 1. Each exercise has a cell for your code, which starts as a stub,
+# and a check cell that fails until your code is right. This file also holds a worked solution
+# after each stub; the exercise version of the lesson, made by `python lessons/course.py
+# versions`, leaves the solutions out (lessons/README.md, "Exercises").
 #
-# **Exercise 1. Read other people's printouts.** Three notebooks train VAEs on MNIST and print
+# **Exercise 2. Read other people's printouts.** Three notebooks train VAEs on MNIST and print
 # (a) `loss: 13440.0` for a batch of 128, the sum over the batch; (b) `loss: 0.1301`, the
 # mean over pixels and the batch; (c) `0.25 bits/dim`. Convert each to nats per image, and
 # say which model is best (assume each printed the full negative ELBO with $\beta = 1$).
 
-# %%
+# %% tags=["exercise"]
+nats = None                                      # your code: {"a": ..., "b": ..., "c": ...}
+best = None                                      # your code: "a", "b" or "c"
+
+# %% tags=["solution"]
 # Solution.
 nats = {"a": 13440.0 / 128, "b": 0.1301 * D, "c": 0.25 * D * float(np.log(2))}
 best = min(nats, key=nats.get)
@@ -540,20 +742,30 @@ assert abs(nats["a"] - 105.0) < 0.1 and abs(nats["b"] - 102.0) < 0.1
 assert abs(nats["c"] - 135.86) < 0.1 and best == "b"
 
 # %% [markdown]
-# **Exercise 2. A Gaussian decoder.** Replace the Bernoulli likelihood of the hand-built VAE
+# **Exercise 3. A Gaussian decoder.** Replace the Bernoulli likelihood of the hand-built VAE
 # by a Gaussian with a fixed standard deviation $s = 0.1$:
 # $-\log p(x\mid z) = \sum_d \frac12\big(\log 2\pi s^2 + (x_d - m_d)^2/s^2\big)$, with the
-# decoder output as the mean $m$. Write `gaussian_recon(out, x)` with `losses.gaussian_nll`
-# and show that `hand_loss`/`hand_backward` match `VAE(likelihood="gaussian", sigma=0.1)`.
+# decoder output as the mean $m$. Write `gaussian_recon(out, x)` with `losses.gaussian_nll`,
+# returning the per-example values and their gradient w.r.t. `out`; the check shows that
+# `hand_loss`/`hand_backward` with it match `VAE(likelihood="gaussian", sigma=0.1)`.
 
-# %%
+# %% tags=["exercise"]
+def gaussian_recon(out, x, s=0.1):
+    """-log N(x | out, s^2 I) per example (N,), and its gradient w.r.t. out (N, D)."""
+    return None, None                            # your code
+
+# %% tags=["solution"]
 # Solution. gaussian_nll(mean, logvar, x) takes the log-variance: log s^2 = 2 log s.
 def gaussian_recon(out, x, s=0.1):
+    """-log N(x | out, s^2 I) per example (N,), and its gradient w.r.t. out (N, D)."""
     nll, (dmean, _) = losses.gaussian_nll(out, 2 * np.log(s), x)
     return nll, dmean
 
-
+# %%
 vae_g = VAE(D, hidden=(H,), z_dim=Z, likelihood="gaussian", sigma=0.1, dtype=f64, rng=1)
+for part, mine in (("encoder", encoder), ("decoder", decoder)):   # the same weights as ours
+    for name, prm in mine.params.items():
+        prm[...] = vae_g.params[f"{part}.{name}"]
 for layer in (encoder, decoder):
     layer.zero_grad()
 loss_g_hand = hand_loss(x64, eps, recon_fn=gaussian_recon)
@@ -561,28 +773,64 @@ hand_backward()
 vae_g.zero_grad()
 loss_g = vae_g.loss(x64, eps)
 vae_g.backward()
-err_g = max(rel_error(grads_hand[k], g) for k, g in vae_g.grads.items())
-
-# %%
+err_g = max(rel_error(g_hand, vae_g.grads[f"{part}.{k}"])
+            for part, mine in (("encoder", encoder), ("decoder", decoder))
+            for k, g_hand in mine.grads.items())
 assert abs(loss_g_hand - loss_g) <= 1e-7 * abs(loss_g) and err_g < 1e-7
 print(f"Gaussian decoder: loss {loss_g:.4f} both ways, gradients agree to {err_g:.1e}")
 
 # %% [markdown]
-# **Exercise 3. Interpolation.** Encode two test digits of different classes, decode points
-# on the straight line between their codes (`figures.plot_interpolation` does it, and also
-# blends the pixels for comparison). Check that the path's two ends are the reconstructions
-# of the two digits.
+# **Exercise 4. Where a straight line between two codes goes.** Interpolating between the
+# codes of two digits (`figures.plot_interpolation`) walks a straight line through the latent
+# space. (a) For $z_a, z_b$ independent draws of the prior $\mathcal N(0, I_Z)$, show that
+# $\mathbb{E}\lVert (1-t) z_a + t z_b\rVert^2 = \big((1-t)^2 + t^2\big) Z$: the midpoint has
+# *half* the squared norm of a typical code, a region the prior rarely visits in high
+# dimension (where $\lVert z\rVert^2$ concentrates near $Z$). Write `line_sq_norm(t, Z)`.
+# (b) Spherical interpolation, `slerp(a, b, t)` $= \frac{\sin((1-t)\Omega)}{\sin\Omega} a +
+# \frac{\sin(t\Omega)}{\sin\Omega} b$ with $\cos\Omega = \frac{a\cdot b}{\lVert a\rVert \lVert b\rVert}$,
+# keeps the norm when $\lVert a \rVert = \lVert b\rVert$ (White 2016). Write it. The check uses
+# prior draws, the trained model's codes and your two functions.
+
+# %% tags=["exercise"]
+def line_sq_norm(t, Z):
+    """E |(1 - t) z_a + t z_b|^2 for independent z_a, z_b ~ N(0, I_Z)."""
+    return None                                  # your code
+
+
+def slerp(a, b, t):
+    """Spherical interpolation between vectors a and b (Z,), at t in [0, 1]."""
+    return None                                  # your code
+
+# %% tags=["solution"]
+# Solution. (a) E|(1-t) z_a + t z_b|^2 = (1-t)^2 E|z_a|^2 + t^2 E|z_b|^2 + 2 t (1-t) E[z_a . z_b]
+# = ((1-t)^2 + t^2) Z, since E|z|^2 = Z and E[z_a . z_b] = 0 for independent centred codes.
+def line_sq_norm(t, Z):
+    """E |(1 - t) z_a + t z_b|^2 for independent z_a, z_b ~ N(0, I_Z)."""
+    return ((1 - t) ** 2 + t ** 2) * Z
+
+
+def slerp(a, b, t):
+    """Spherical interpolation between vectors a and b (Z,), at t in [0, 1]."""
+    omega = np.arccos(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1, 1))
+    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
 
 # %%
-# Solution.
-i_a, i_b = int(np.flatnonzero(y_test == 1)[0]), int(np.flatnonzero(y_test == 7)[0])
-figures.plot_interpolation(vae, x_test[i_a], x_test[i_b], SHAPE, steps=10)
-plt.show()
-mu_ab = vae.encode(x_test[[i_a, i_b]])[0]                          # (2, Z)
-ends = vae.decode(np.ascontiguousarray(mu_ab))                     # t = 0 and t = 1
-
-# %%
-assert np.allclose(ends, vae.reconstruct(x_test[[i_a, i_b]]), atol=1e-6)
+line_rng = np.random.default_rng(12)
+z_a, z_b = line_rng.standard_normal((2, 20_000, Z))              # pairs of prior draws
+sq_mid = np.sum((0.5 * z_a + 0.5 * z_b) ** 2, axis=1)
+print(f"prior draws, t = 0.5: mean |z|^2 {sq_mid.mean():.3f} +- "
+      f"{sq_mid.std() / np.sqrt(len(sq_mid)):.3f}, predicted {line_sq_norm(0.5, Z)}")
+assert abs(sq_mid.mean() - line_sq_norm(0.5, Z)) < 4 * sq_mid.std() / np.sqrt(len(sq_mid))
+assert line_sq_norm(0.0, Z) == line_sq_norm(1.0, Z) == Z
+mu_codes = vae.encode(x_test[:400])[0].astype(f64)                # the trained model's codes
+ends = np.mean(np.sum(mu_codes ** 2, axis=1))
+mids = np.mean(np.sum((0.5 * mu_codes[:200] + 0.5 * mu_codes[200:]) ** 2, axis=1))
+print(f"trained codes: mean |mu|^2 {ends:.2f} at the ends, {mids:.2f} at the midpoints")
+assert mids < 0.7 * ends                                         # the midpoints sit inside
+a_, b_ = mu_codes[0], mu_codes[1] * np.linalg.norm(mu_codes[0]) / np.linalg.norm(mu_codes[1])
+path = np.array([slerp(a_, b_, t) for t in np.linspace(0, 1, 11)])
+assert np.allclose(path[0], a_) and np.allclose(path[-1], b_)
+assert np.allclose(np.linalg.norm(path, axis=1), np.linalg.norm(a_), rtol=1e-10)
 
 # %% [markdown]
 # ## Summary
@@ -598,8 +846,16 @@ assert np.allclose(ends, vae.reconstruct(x_test[[i_a, i_b]]), atol=1e-6)
 # * Averaging the reconstruction over pixels but summing the KL is a $\beta = D$ VAE, and it
 #   collapses.
 # * A 2-D VAE arranges digits by class without seeing labels, and fills the prior's region.
-# * On grey levels the Bernoulli loss has a floor, $\sum_d H(x_d)$, and equals the average loss
-#   over random binarizations: compare it with dynamically binarized MNIST, not the static set.
+# * On grey levels the Bernoulli loss has a floor, $\sum_d \mathbb{H}(x_d)$, and equals the average
+#   loss over random binarizations: compare it with dynamically binarized MNIST, not the static set.
+# * The squared error plus $\beta$ KL is a Gaussian decoder with $\beta_{\text{eff}} = 2s^2$; the
+#   shared $s^2$ that fits best is the mean squared error per pixel. A stronger KL term gives
+#   blurrier, less varied samples; a weak one, noisy samples from the holes of $q(z)$.
 #
 # Lesson 7 turns $\beta$ into a tool: on images whose generating factors are known, larger
 # $\beta$ trades reconstruction for a code whose dimensions line up with those factors.
+#
+# **Read more** ([REFERENCES.md](REFERENCES.md)): Kingma & Welling 2014 (the VAE and its MNIST
+# experiments); Burda et al. 2015 (the importance-weighted bound, and the numbers on
+# binarized MNIST); Rybkin et al. 2021 (a learned decoder variance); White 2016 (spherical
+# interpolation); Louppe's lecture 7 (the VAE as a course presents it).
