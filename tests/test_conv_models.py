@@ -203,3 +203,38 @@ def test_a_conv_run_resumes_bit_for_bit_and_is_evaluated_and_drawn(tmp_path, toy
     assert np.isfinite(metrics["nll"]) and metrics["nll"] <= metrics["nelbo"] + 1
     paths = figures.make_figures(model, toy[1], None, tmp_path / "figures", 0)
     assert {p.stem for p in paths} >= {"reconstructions", "samples", "traversals"}
+
+
+# ---- the benchmark's PyTorch model is the same model ----
+
+def test_the_pytorch_reference_computes_the_same_loss_and_gradients():
+    """benchmarks/torch_conv_vae.py is minivae's conv VAE written the PyTorch way: with the
+    same weights and eps, the same loss, and autograd's gradients equal minivae's
+    hand-written ones (float64): an independent check of the whole backward pass."""
+    torch = pytest.importorskip("torch")
+    from benchmarks import torch_conv_vae, torch_vae
+    vae = VAE(784, (), 20, arch="conv", rng=0, dtype=np.float64)
+    net = torch_conv_vae.make_model(0, threads=1).double()
+    ours = list(vae.params.values())
+    theirs = list(net.parameters())
+    assert [p.shape for p in ours] == [tuple(t.shape[::-1]) if t.ndim == 2 else tuple(t.shape)
+                                       for t in theirs]
+    with torch.no_grad():
+        for p, t in zip(ours, theirs):
+            t.copy_(torch.from_numpy(p.T.copy() if p.ndim == 2 else p))
+    rng = np.random.default_rng(1)
+    x = (rng.random((3, 784)) < 0.3).astype(np.float64)
+    eps = rng.standard_normal((3, 20))
+    vae.zero_grad()
+    loss = vae.loss(x, eps=eps)
+    vae.backward()
+    xt = torch.from_numpy(x)
+    mu, logvar = net.encode(xt)
+    logits = net.decode(mu + torch.exp(0.5 * logvar) * torch.from_numpy(eps))
+    loss_t = torch_vae.neg_elbo(torch, logits, xt, mu, logvar).mean()
+    loss_t.backward()
+    assert abs(loss - loss_t.item()) < 1e-10 * abs(loss)
+    for (name, g), t in zip(vae.grads.items(), theirs):
+        gt = t.grad.numpy()
+        np.testing.assert_allclose(g, gt.T if g.ndim == 2 else gt, rtol=1e-8,
+                                   atol=1e-12 * np.abs(gt).max(), err_msg=name)
