@@ -33,14 +33,16 @@ D, H, Z = 784, 400, 20
 
 
 def _torch(threads=2):
-    """Import PyTorch, set its threads, or say clearly that it is missing."""
+    """Import PyTorch, set its threads (None: PyTorch's own default), or say clearly that it
+    is missing."""
     try:
         import torch
     except ImportError:
         raise ImportError("benchmarks/torch_vae.py compares minivae against PyTorch, which is "
                           "not installed (and is not a minivae dependency): pip install torch"
                           ) from None
-    torch.set_num_threads(threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     return torch
 
 
