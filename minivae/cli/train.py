@@ -18,9 +18,9 @@ from minivae.run.trainer import train
 
 AE_OUTPUT = {"bernoulli": "bernoulli", "gaussian": "mse"}     # --likelihood -> Autoencoder output
 # the settings each model takes (beyond model, data and seed)
-MODEL_FLAGS = {"vae": {"hidden", "latent", "likelihood", "beta", "warmup"},
-               "ae": {"hidden", "latent", "likelihood"},
-               "dae": {"hidden", "latent", "likelihood", "noise", "noise_level"},
+MODEL_FLAGS = {"vae": {"arch", "hidden", "latent", "likelihood", "beta", "warmup"},
+               "ae": {"arch", "hidden", "latent", "likelihood"},
+               "dae": {"arch", "hidden", "latent", "likelihood", "noise", "noise_level"},
                "linear-ae": {"latent"}, "pca": {"latent"}}
 MODEL_SETTINGS = [f.name for f in fields(ModelSettings)]
 TRAIN_SETTINGS = [f.name for f in fields(TrainConfig)]
@@ -58,11 +58,16 @@ def _new_run_settings(args):
             raise MinivaeError(f"{_flag(k)} does not apply to --model {model}")
     if "momentum" in given and v["optimizer"] != "sgd":
         raise MinivaeError("--momentum applies to --optimizer sgd")
-    x_dim = int(np.prod(data.get_info(v["data"]).image_shape))
+    image_shape = data.get_info(v["data"]).image_shape
+    x_dim = int(np.prod(image_shape))
     cfg = TrainConfig(**{k: v[k] for k in TRAIN_SETTINGS})
     if model == "pca":
         cfg.epochs = 1
-    return _model_config(v, x_dim), v["data"], cfg
+    if v["arch"] == "mlp":
+        return _model_config(v, x_dim), v["data"], cfg
+    conv = {"arch": "conv", "image_shape": [1, *image_shape]}    # dense layers only if given
+    return {**_model_config({**v, "hidden": given.get("hidden", ())}, x_dim), **conv}, \
+        v["data"], cfg
 
 
 def _model_config(v, x_dim):
@@ -88,7 +93,8 @@ def _saved_settings(run):
     """The settings a run was made with, by name (None: not one its model takes)."""
     m = run.model
     lik = m.get("likelihood") or {v: k for k, v in AE_OUTPUT.items()}.get(m.get("output"))
-    return {"model": m["model"], "data": run.data, "hidden": m.get("hidden"),
+    arch = m.get("arch", "mlp") if m["model"] in ("vae", "ae", "dae") else None
+    return {"model": m["model"], "data": run.data, "arch": arch, "hidden": m.get("hidden"),
             "latent": m.get("z_dim", m.get("n_components")), "likelihood": lik,
             "beta": m.get("beta"), "noise": m.get("noise"), "noise_level": m.get("noise_level"),
             **{k: getattr(run.train, k) for k in TRAIN_SETTINGS if k not in ("epochs", "lr")}}

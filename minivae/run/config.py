@@ -59,6 +59,9 @@ class ModelSettings:
     """What `minivae train` builds, and on which data (cli/train.py makes the model config)."""
 
     model: str = "vae"              # the model: vae, ae, dae (denoising), linear-ae or pca
+    arch: str = "mlp"               # vae, ae, dae: mlp (dense layers), or conv: stride-2
+                                    # convolutions of 32 and 64 channels, then the --hidden
+                                    # dense layers (none unless given); the decoder mirrors it
     data: str = "sprites"           # the data set (`minivae data list`); sprites is generated
     hidden: tuple = (400,)          # hidden layer sizes of the encoder (the decoder mirrors
                                     # them), e.g. --hidden 512 256
@@ -173,6 +176,7 @@ RULES = {
     "epochs": COUNT, "batch_size": COUNT, "lr": Number(float, 0, lo_open=True),
     "optimizer": Choice(("adam", "sgd")), "momentum": Number(float, 0, 1, hi_open=True),
     "seed": INDEX, "warmup": INDEX, "binarize": Choice(("none", "dynamic")),
+    "arch": Choice(("mlp", "conv")),
     "hidden": COUNT, "latent": COUNT, "beta": Number(float, 0), "noise_level": Number(float, 0),
     "likelihood": Choice(("bernoulli", "gaussian", "gaussian-learned")),
     "noise": Choice(("gaussian", "masking")), "threads": AutoOr(COUNT),
