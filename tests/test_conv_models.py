@@ -238,3 +238,26 @@ def test_the_pytorch_reference_computes_the_same_loss_and_gradients():
         gt = t.grad.numpy()
         np.testing.assert_allclose(g, gt.T if g.ndim == 2 else gt, rtol=1e-8,
                                    atol=1e-12 * np.abs(gt).max(), err_msg=name)
+
+
+# ---- minivae train --arch conv ----
+
+def test_the_command_line_builds_conv_configs():
+    from minivae.cli import train as cli_train
+    from minivae.cli.parser import build_parser
+    from minivae.errors import MinivaeError
+
+    def settings(*argv):
+        return cli_train._new_run_settings(build_parser().parse_args(["train", *argv]))
+
+    config, name, _ = settings("--arch", "conv", "--data", "mnist", "--model", "dae")
+    assert name == "mnist"
+    assert config == {"model": "dae", "x_dim": 784, "hidden": [], "z_dim": 20,
+                      "output": "bernoulli", "noise": "gaussian", "noise_level": 0.3,
+                      "arch": "conv", "image_shape": [1, 28, 28]}
+    config = settings("--arch", "conv", "--hidden", "64")[0]            # sprites, 32 x 32
+    assert config["hidden"] == [64] and config["image_shape"] == [1, 32, 32]
+    assert parameter_count(config) == sum(p.size for p in build(config).params.values())
+    assert "arch" not in settings("--model", "ae")[0]                   # mlp: as before
+    with pytest.raises(MinivaeError, match="--arch does not apply to --model pca"):
+        settings("--model", "pca", "--arch", "conv")
