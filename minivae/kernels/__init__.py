@@ -2,14 +2,15 @@
 
 A kernel implements a formula the reader sees elsewhere: the bias add and activation of
 ``Dense`` (the activation layers' f and f'), the two likelihoods of ``minivae.losses``, Adam
-and SGD of ``minivae.optim``. Matrix products are not here: layers write ``x @ W`` and NumPy
-hands them to BLAS, which beats a numba matmul at every product of a VAE step
-(``benchmarks/matmul_shapes.py`` and lesson 10 measure it).
+and SGD of ``minivae.optim``, the gather and scatter-add of a convolution (im2col, col2im)
+and its bias and activation per channel (``minivae.layers.conv``). Matrix products are not
+here: layers write ``x @ W`` and NumPy hands them to BLAS, which beats a numba matmul at
+every product of a VAE step (``benchmarks/matmul_shapes.py`` and lesson 10 measure it).
 
 Every ``@njit`` kernel in this package has a plain NumPy function named
 ``<kernel>_np`` that is its specification; ``tests/test_kernels.py`` holds
-each pair equal on hypothesis-generated inputs. Layers, losses and optimizers
-call the kernels; they never define their own. Set ``NUMBA_DISABLE_JIT=1`` and
+each pair equal on hypothesis-generated inputs (``tests/test_conv.py`` those of
+``conv``). Layers, losses and optimizers call the kernels; they never define their own. Set ``NUMBA_DISABLE_JIT=1`` and
 the same code runs as plain Python.
 
 What makes a loop here fast (lesson 10 measures each):
