@@ -10,8 +10,8 @@ every product of a VAE step (``benchmarks/matmul_shapes.py`` and lesson 10 measu
 Every ``@njit`` kernel in this package has a plain NumPy function named
 ``<kernel>_np`` that is its specification; ``tests/test_kernels.py`` holds
 each pair equal on hypothesis-generated inputs (``tests/test_conv.py`` those of
-``conv``). Layers, losses and optimizers call the kernels; they never define their own. Set ``NUMBA_DISABLE_JIT=1`` and
-the same code runs as plain Python.
+``conv``). Layers, losses and optimizers call the kernels; they never define their own.
+Set ``NUMBA_DISABLE_JIT=1`` and the same code runs as plain Python.
 
 What makes a loop here fast (lesson 10 measures each):
   - ``error_model="numpy"`` on every kernel: numba's default checks each float
