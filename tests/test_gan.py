@@ -244,6 +244,23 @@ def test_modes_covered_counts():
     assert modes_covered(off, r, n_std=np.inf)[0] == 1        # nearest mode: still mode 3
 
 
+def test_mixture_density_and_sampler():
+    mix = IsotropicMixture([[0.0, 0.0], [3.0, 1.0]], [0.5, 2.0], [0.3, 0.7])
+    x = np.random.default_rng(0).standard_normal((5, 2))
+    normal = lambda x, m, s: np.exp(-((x - m) ** 2).sum(axis=1) / (2 * s * s)) / (2 * np.pi * s * s)
+    want = 0.3 * normal(x, np.zeros(2), 0.5) + 0.7 * normal(x, np.array([3.0, 1.0]), 2.0)
+    np.testing.assert_allclose(mix.pdf(x), want, rtol=1e-12)
+    assert np.trapezoid(P_DATA.pdf(GRID[:, None]), GRID) == pytest.approx(1.0, abs=1e-12)
+    s, k = mix.sample(20_000, 1)
+    assert s.dtype == np.float32 and abs((k == 1).mean() - 0.7) < 4 * np.sqrt(0.21 / 20_000)
+    np.testing.assert_allclose(s[k == 1].std(axis=0), 2.0, rtol=0.05)
+    for call, words in [(lambda: IsotropicMixture([[0.0]], [0.0]), "stds"),
+                        (lambda: IsotropicMixture([[0.0], [1.0]], 1.0, [0.5, 0.6]), "sum to 1"),
+                        (lambda: mix.log_prob(x[:, :1]), "log_prob"),
+                        (lambda: mix.sample(0, 1), "n")]:
+        _raises(call, words)
+
+
 @pytest.mark.skipif(not JIT, reason="2 x 1280 steps of a GAN: minutes as plain Python; "
                     "lesson 12 asserts the same")
 def test_a_slow_discriminator_lets_the_generator_collapse():
