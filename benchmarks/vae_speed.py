@@ -99,6 +99,8 @@ def parse_args():
                    "library's own: minivae's auto, PyTorch's one a core)")
     p.add_argument("--rounds", type=int, default=3, help="turns of each training contender")
     p.add_argument("--steps", type=int, help="time only this many steps, not a whole epoch")
+    p.add_argument("--cap", type=float, help="stop a contender's timed epoch after this many "
+                   "seconds of steps and extrapolate to 469 steps (a loaded machine)")
     p.add_argument("--nojit-steps", type=int, default=10, help="steps timed with JIT off")
     p.add_argument("--sgemm-reps", type=int, default=50, help="timed calls per product")
     p.add_argument("--iwae", action="store_true", help="also time the IWAE evaluation")
@@ -183,7 +185,13 @@ def child_train(job):
 
         def run(rows):
             chosen.append(torch.get_num_threads())
-            return torch_vae.train_steps(model, opt, xt, rows, B, threads)
+            times = []
+            for start in range(0, len(rows), 10 * B):            # 10 steps at a time (--cap)
+                times += torch_vae.train_steps(model, opt, xt, rows[start:start + 10 * B], B,
+                                               threads)
+                if ARGS.cap and sum(times) > ARGS.cap:
+                    break
+            return times
     elif job == "flat":
         from benchmarks.flat_step import FlatStep
         from minivae.models.vae import VAE
@@ -214,7 +222,7 @@ def child_train(job):
         def run(rows, between=None, model=model, optimizer=opt):
             """minivae.train.fit, one epoch over x[rows] (x itself for a whole epoch: fit
             shuffles it), with minivae's thread policy, each batch timed by a callback."""
-            timer, policy = StepTimer(between), Threads(threads or "auto")
+            timer, policy = StepTimer(between, ARGS.cap), Threads(threads or "auto")
             t0 = time.perf_counter()
             with policy:
                 fit(model, x if len(rows) == len(x) else x[rows], optimizer, epochs=1,
@@ -228,7 +236,7 @@ def child_train(job):
         return {"first_steps_s": sum(first), "peak_rss_mib": peak_rss_mib()}
     steps = min(ARGS.nojit_steps if nojit else ARGS.steps or STEPS, STEPS)
     times = run(order[:steps * B])                               # a whole epoch when steps = 469
-    step_s = median(times)                                       # a steady step
+    steps, step_s = len(times), median(times)                    # fewer after --cap; a steady step
     spent = walls[-1] if walls else sum(times)                   # minivae: its probe included
     result = {"epoch_s": spent if steps == STEPS else spent / steps * STEPS,
               "timed_steps": steps, "step_s": step_s, "first_steps_s": sum(first),
@@ -246,16 +254,19 @@ def child_train(job):
 class StepTimer:
     """A fit callback: the seconds of each batch, from the end of the one before (the first
     from the start of the epoch): the gather, the step and fit's bookkeeping, as fit runs them.
-    ``between()``, if given, runs after a batch's clock stops and before the next one starts."""
+    ``between()``, if given, runs after a batch's clock stops and before the next one starts;
+    after ``cap`` seconds of batches, fit stops."""
 
-    def __init__(self, between=None):
-        self.times, self.between = [], between
+    def __init__(self, between=None, cap=None):
+        self.times, self.between, self.cap = [], between, cap
 
     def epoch_begin(self, p):
         self.t0 = time.perf_counter()
 
     def batch_end(self, p):
         self.times.append(time.perf_counter() - self.t0)
+        if self.cap and sum(self.times) > self.cap:             # --cap: extrapolate the rest
+            p.stop = True
         if self.between is not None:
             self.between()
         self.t0 = time.perf_counter()
@@ -598,8 +609,10 @@ def load_table(samples, names):
         used = {n: sorted({r.get("threads") for r in samples[(n, name)]}, key=str)
                 for n in (0, L)}
         s[name] = {"idle": median(idle), "loaded": median(busy), "threads": used}
+        fewest = min(r.get("timed_steps", STEPS) for n in (0, L) for r in samples[(n, name)])
         print(f"{name:14s} {spread(idle):>22s} {spread(busy):>22s} "
-              f"{median(busy) / median(idle):9.2f}  idle {used[0]}, busy {used[L]}")
+              f"{median(busy) / median(idle):9.2f}  idle {used[0]}, busy {used[L]}"
+              + ("" if fewest == STEPS else f"  (extrapolated, from {fewest} steps at fewest)"))
     return s
 
 
