@@ -15,12 +15,18 @@ def check_array(x, who, *, ndim=None, shape=None, dtype=None, finite=True, name=
     ``who`` names the caller in errors: a string, or an object (a layer) whose repr is
     formatted only when a check fails.
 
+    A subclass of ndarray (np.matrix, a masked array) is refused, np.memmap accepted.
     ``shape`` may hold None for "any size" on that axis. ``dtype`` None accepts
     float32 or float64. Raises InputError naming ``who`` and what it expected
     (NonFiniteError, a subclass, for NaN or infinity when ``finite``).
     """
     if not isinstance(x, np.ndarray):
         raise InputError(f"{who}: expected {name} to be a numpy array, got {type(x).__name__}")
+    if type(x) is not np.ndarray and not isinstance(x, np.memmap):
+        raise InputError(f"{who}: expected {name} to be a plain numpy array, got a "
+                         f"{type(x).__name__} (whose rules differ: a matrix's * multiplies "
+                         f"matrices, a masked array's mask would be ignored); convert it with "
+                         f"np.asarray({name})")
     if ndim is not None and x.ndim != ndim:
         raise InputError(f"{who}: expected {name} with {ndim} dimensions, got shape {x.shape}")
     if shape is not None and not _shape_matches(x.shape, shape):

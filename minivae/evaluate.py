@@ -85,7 +85,8 @@ def is_variational(model):
     return hasattr(model, "iwae_bound") and hasattr(model, "z_dim")
 
 
-def evaluate(model, x, *, iwae_k=0, rng=None, batch_size=500, iwae_max_floats=None):
+def evaluate(model, x, *, iwae_k=0, rng=None, batch_size=500, iwae_max_floats=None,
+             progress=None):
     """Evaluate ``model`` on x (N, D); returns a dict of JSON-able floats and lists.
 
     VAE (anything with ``iwae_bound``):
@@ -105,18 +106,26 @@ def evaluate(model, x, *, iwae_k=0, rng=None, batch_size=500, iwae_max_floats=No
     ``rng`` draws eps, the importance samples and a DAE's noise (default: the model's ``rng``).
     Calls ``model.loss``, so ``model.last`` and the backward cache are overwritten.
     The IWAE pass decodes at most ``iwae_max_floats`` values at once (default: 64 MiB of
-    them, about 0.4 GiB at peak with the decoder's activations).
+    them, about 0.4 GiB at peak with the decoder's activations), one ``iwae_bound`` call per
+    such pass; ``progress(n)``, if given, is called after each batch, and after each IWAE
+    pass, with the number of examples just finished (a progress bar's update).
     """
     x_dim = getattr(model, "x_dim", None)
     check_array(x, "evaluate", **({"shape": (None, x_dim)} if x_dim else {"ndim": 2}))
     batch_size = check_count(batch_size, "evaluate", "batch_size")
     iwae_k = check_count(iwae_k, "evaluate", "iwae_k", lo=0)
+    if iwae_max_floats is not None:
+        iwae_max_floats = check_count(iwae_max_floats, "evaluate", "iwae_max_floats")
+    if progress is not None and not callable(progress):
+        raise InputError(f"evaluate: expected progress to be a function of the number of "
+                         f"examples done, or None, got {progress!r}")
+    done = progress or (lambda n: None)
     dtype = np.dtype(getattr(model, "dtype", x.dtype))
     batches = (np.ascontiguousarray(x[s:s + batch_size], dtype=dtype)
                for s in range(0, len(x), batch_size))          # views when dtype matches
     rng = np.random.default_rng(getattr(model, "rng", None) if rng is None else rng)
     if not is_variational(model):
-        return _evaluate_autoencoder(model, batches, rng)
+        return _evaluate_autoencoder(model, batches, rng, done)
     max_floats = iwae_max_floats or 2 ** 26 // dtype.itemsize
     sums = {"recon": 0.0, "kl": 0.0, "nelbo": 0.0, "mse": 0.0, "iwae": 0.0}
     kl_dims, sigma2, moments = 0.0, 0.0, _Moments()
@@ -133,8 +142,13 @@ def evaluate(model, x, *, iwae_k=0, rng=None, batch_size=500, iwae_max_floats=No
         kl_dims = kl_dims + kl_per_dim(mu64, logvar64) * len(xb)
         sigma2 = sigma2 + np.exp(logvar64).sum(axis=0)
         moments.add(mu64)
-        if iwae_k > 0:
-            sums["iwae"] += model.iwae_bound(xb, iwae_k, rng=rng, max_floats=max_floats).sum()
+        if iwae_k == 0:
+            done(len(xb))
+        piece = max(1, max_floats // (iwae_k * xb.shape[1] or 1))   # examples per IWAE pass
+        for s in range(0, len(xb) if iwae_k else 0, piece):
+            xp = xb[s:s + piece]                                     # (b, D)
+            sums["iwae"] += model.iwae_bound(xp, iwae_k, rng=rng, max_floats=max_floats).sum()
+            done(len(xp))
     n = len(x)
     var_mu, mean_sigma2 = moments.var(), sigma2 / n
     out = {k: float(v / n) for k, v in sums.items() if k != "iwae"}
@@ -146,7 +160,7 @@ def evaluate(model, x, *, iwae_k=0, rng=None, batch_size=500, iwae_max_floats=No
     return out
 
 
-def _evaluate_autoencoder(model, batches, rng):
+def _evaluate_autoencoder(model, batches, rng, done):
     recon = mse = 0.0
     n = 0
     has_loss = callable(getattr(model, "loss", None))
@@ -159,6 +173,7 @@ def _evaluate_autoencoder(model, batches, rng):
             recon += float(model.loss(xb, model.corrupt(xb, rng))) * len(xb)
         else:
             recon += float(model.loss(xb)) * len(xb)                 # loss is a batch mean
+        done(len(xb))
     return {"recon": float(recon / n), "mse": float(mse / n), "n": n}
 
 

@@ -11,7 +11,8 @@ values clipped to [0, 1] (Bernoulli decoders give probabilities, Gaussian ones m
     sample_grid(model, n, rng, path, image_shape)         prior samples straight to a PNG
 
 Backend: if neither the user nor the environment chose one, this module selects Agg
-(headless). In Jupyter the inline backend shows a new figure when the cell ends; assign the
+(headless); so it does, with a warning, if MPLBACKEND names no backend matplotlib knows (which
+would otherwise stop matplotlib from importing, and `minivae train` after its training). In Jupyter the inline backend shows a new figure when the cell ends; assign the
 result (``fig = plot_samples(...)``) rather than leaving it last, or it is shown twice.
 ``make_figures`` and ``sample_grid`` close the figures they write.
 """
@@ -19,11 +20,28 @@ result (``fig = plot_samples(...)``) rather than leaving it last, or it is shown
 import io
 import math
 import os
+import sys
+import warnings
 from pathlib import Path
 from statistics import NormalDist
 
-import matplotlib
 import numpy as np
+
+_FRESH = "matplotlib" not in sys.modules
+_ENV_BACKEND = os.environ.pop("MPLBACKEND", None) if _FRESH else None
+# matplotlib refuses to import with a bad MPLBACKEND: import it without, then set what it says
+try:
+    import matplotlib
+finally:
+    if _ENV_BACKEND is not None:
+        os.environ["MPLBACKEND"] = _ENV_BACKEND
+if _ENV_BACKEND:
+    try:
+        matplotlib.rcParams["backend"] = _ENV_BACKEND     # what matplotlib does with it
+    except ValueError:
+        matplotlib.use("Agg")
+        warnings.warn(f"MPLBACKEND={_ENV_BACKEND!r} is not a matplotlib backend; figures are "
+                      "drawn with Agg (image files) instead", stacklevel=2)
 
 
 def _backend_chosen():

@@ -262,7 +262,7 @@ def test_bad_cached_file_is_fetched_again(tiny, server, bad):
     cache_path(tiny).parent.mkdir(parents=True)
     cache_path(tiny).write_bytes(bad)
     server.pages[URLS[0]] = PAYLOAD
-    with pytest.warns(UserWarning, match="downloading it again"):
+    with pytest.warns(UserWarning, match="downloaded it again"):
         data.fetch("tiny")
     assert cache_path(tiny).read_bytes() == PAYLOAD
 

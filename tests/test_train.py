@@ -197,9 +197,10 @@ def test_settings_are_checked(tmp_path, toy):
 
 def test_a_new_run_is_written_once_and_trained_from_memory(tmp_path, toy, monkeypatch):
     """create_run writes config.json and returns the Run; train(Run) reads nothing back and
-    writes config.json no more. A resumed run reads its checkpoint once; config.json is
-    written again only when its epochs or learning rate change."""
-    writes, reads, load = [], [], ckpt.load
+    writes config.json no more. A resumed run reads its checkpoint once, and config.json once
+    (to see an edit by hand); config.json is written again only when its epochs or learning
+    rate change."""
+    writes, reads, load, read_config = [], [], ckpt.load, rf.read_config
     atomic_write = rf.atomic_write
 
     def counted_write(path, data):
@@ -209,19 +210,23 @@ def test_a_new_run_is_written_once_and_trained_from_memory(tmp_path, toy, monkey
     def counted_load(path):
         reads.append(path.name)
         return load(path)
+
+    def counted_read_config(run_dir):
+        reads.append(rf.CONFIG)
+        return read_config(run_dir)
     monkeypatch.setattr(rf, "atomic_write", counted_write)
     monkeypatch.setattr(rf, "write_json", lambda path, obj: counted_write(
         path, json.dumps(obj, indent=2) + "\n"))
     monkeypatch.setattr(rf, "load", counted_load)
-    monkeypatch.setattr(rf, "read_config", lambda run_dir: pytest.fail("config.json was read"))
+    monkeypatch.setattr(rf, "read_config", counted_read_config)
     run = rf.create_run(tmp_path / "run", VAE_CONFIG, "toy", TrainConfig(epochs=1, batch_size=32))
     T.train(run, datasets=toy, verbose=False)
     assert writes.count(rf.CONFIG) == 1 and reads == []
     run = rf.open_run(run.dir)                                # as `minivae train --resume` does
     T.train(run, datasets=toy, verbose=False)                 # nothing to do
-    assert writes.count(rf.CONFIG) == 1 and reads == [rf.CHECKPOINT]
+    assert writes.count(rf.CONFIG) == 1 and reads == [rf.CHECKPOINT, rf.CONFIG]
     T.train(run, datasets=toy, verbose=False, epochs=2)
-    assert writes.count(rf.CONFIG) == 2 and reads == [rf.CHECKPOINT]
+    assert writes.count(rf.CONFIG) == 2 and reads == [rf.CHECKPOINT, rf.CONFIG]
     monkeypatch.undo()
     assert rf.read_config(run.dir)["train"]["epochs"] == 2
 

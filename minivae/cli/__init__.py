@@ -9,8 +9,11 @@
     minivae data list;  minivae data fetch mnist
 
 An error prints one line, `minivae: error: ...`, and exits with status 1 (2 for a bad
-command line, 130 after Ctrl-C, 143 after SIGTERM). Set MINIVAE_DEBUG=1 to see the traceback
-instead.
+command line; 128 + N after a signal: 130 after Ctrl-C, 143 after SIGTERM, 129 after SIGHUP;
+141 when the reader of stdout went away, as in `minivae evaluate RUN --json | head`). A warning
+is one line too, `minivae: warning: ...`. Set MINIVAE_DEBUG=1 to see the traceback instead.
+Before numba is imported, settings of the environment that would stop every command are set
+aside, saying so in one line (NUMBA_NUM_THREADS=0).
 
     parser.py     the arguments of every command, and their checks
     train.py      `minivae train`: flags -> a new run, or the checks of --resume
@@ -20,11 +23,13 @@ instead.
 
 import os
 import sys
+import warnings
 
 from minivae import data
-from minivae.cli.parser import UsageError, build_parser
 from minivae.errors import MinivaeError
-from minivae.run.stopping import TrainingInterrupted
+from minivae.run.stopping import InterruptSignals, interruption, signal_number
+
+BROKEN_PIPE = 128 + 13              # the status a process killed by SIGPIPE reports
 
 
 def say(msg):
@@ -49,6 +54,15 @@ def one_line(e):
 
 def main(argv=None):
     """Run the command line; returns the exit status (the console script exits with it)."""
+    for note in _set_aside_environment():                # before numba is imported
+        say(f"minivae: {note}")
+    with warnings.catch_warnings(), InterruptSignals():
+        warnings.showwarning = _warning
+        return _main(argv)
+
+
+def _main(argv):
+    from minivae.cli.parser import UsageError, build_parser  # imports numba
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
@@ -57,12 +71,15 @@ def main(argv=None):
     except UsageError as e:
         say(f"minivae: error: {one_line(e)}")
         return 2
-    except TrainingInterrupted as e:
-        say(f"minivae: {one_line(e)}")
-        return 128 + e.signum                           # 130: SIGINT, 143: SIGTERM
-    except KeyboardInterrupt:
-        say("minivae: interrupted")
-        return 130
+    except (KeyboardInterrupt, SystemError) as e:       # SystemError: see stopping.interruption
+        stop = interruption(e)
+        if stop is None:
+            raise
+        say(f"minivae: {one_line(stop) if str(stop) else 'interrupted'}")
+        return 128 + signal_number(stop)                # 130: SIGINT, 143: SIGTERM
+    except BrokenPipeError:                             # `minivae ... | head` read enough
+        _quiet_stdout()
+        return BROKEN_PIPE
     except (MinivaeError, data.DatasetError, OSError, MemoryError) as e:
         if os.environ.get("MINIVAE_DEBUG"):
             raise
@@ -71,6 +88,39 @@ def main(argv=None):
                 "--batch-size or --iwae-k"
         say(f"minivae: error: {one_line(e)}")
         return 1
+
+
+def _warning(message, category, filename, lineno, file=None, line=None):
+    """warnings.showwarning for the command line: one line, without the source line."""
+    say(f"minivae: warning: {one_line(message)}")
+
+
+def _quiet_stdout():
+    """Point stdout at /dev/null, so that Python's last flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):       # not a real file (e.g. under a test)
+        pass
+
+
+def _set_aside_environment():
+    """Remove settings of the environment that would make importing numba fail, and say so:
+    NUMBA_NUM_THREADS must be a positive integer (0 breaks even `minivae --help`)."""
+    notes, threads = [], os.environ.get("NUMBA_NUM_THREADS")
+    if threads is not None and not _positive_integer(threads):
+        del os.environ["NUMBA_NUM_THREADS"]
+        notes.append(f"NUMBA_NUM_THREADS={threads!r} is not a positive integer; ignored "
+                     f"(numba uses one thread per core, {os.cpu_count()} here)")
+    return notes
+
+
+def _positive_integer(text):
+    try:
+        return int(text) >= 1
+    except ValueError:
+        return False
 
 
 __all__ = ["main"]

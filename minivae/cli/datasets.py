@@ -5,7 +5,7 @@ from minivae import data
 
 def cmd_data_list(args):
     from minivae.data.paths import data_dir, mirror_dir
-    mirror = mirror_dir()
+    mirror, folder = mirror_dir(), data_dir()        # a bad setting fails before any output
     print(f"{'name':<17}{'image':<7}{'splits':<43}{'download':<10}here?")
     for info in data.list_datasets():
         splits = " / ".join(f"{k} {v:,}" for k, v in info.splits.items())
@@ -13,13 +13,13 @@ def cmd_data_list(args):
             size, here = "-", "generated"
         else:
             size = f"{info.total_size / 1e6:.0f} MB"
-            where = [("mirror", mirror), ("downloaded", data_dir())] if mirror else \
-                [("downloaded", data_dir())]
+            where = [("mirror", mirror), ("downloaded", folder)] if mirror else \
+                [("downloaded", folder)]
             here = next((w for w, root in where
                          if all((root / f.relpath).is_file() for f in info.files)), "no")
         shape = "x".join(map(str, info.image_shape))
         print(f"{info.name:<17}{shape:<7}{splits:<43}{size:<10}{here}")
-    print(f"data folder: {data_dir()}" + (f"; mirror: {mirror}" if mirror else ""))
+    print(f"data folder: {folder}" + (f"; mirror: {mirror}" if mirror else ""))
     return 0
 
 

@@ -79,8 +79,9 @@ def _add_train(sub):
       f"(default: a fresh {train.RUNS}/<model>-<data>[-2, -3, ...])")
     a("--resume", action="store_true",
       help="continue the run in --out from its checkpoint (only --epochs and --lr may change)")
-    a("--iwae-k", type=_number(int, 0), metavar="K",
-      help=f"importance samples for the final IWAE NLL (default: {view.IWAE_K}; 0 skips it)")
+    a("--iwae-k", type=_number(int, 0, view.IWAE_K_MAX), metavar="K",
+      help=f"importance samples for the final IWAE NLL (default: {view.IWAE_K}; 0 skips it; "
+           f"at most {view.IWAE_K_MAX})")
     a("--no-figures", action="store_true",
       help="do not draw figures/ at the end (`minivae figures RUN` draws them later)")
     a("--quiet", action="store_true", help="no progress bar or per-epoch lines")
@@ -118,9 +119,10 @@ def _add_view(sub):
                        "IWAE NLL (nats), reconstruction error, KL per latent dimension, active "
                        "units and, per dimension, the variance law mean sigma^2 + Var mu.")
     e.add_argument("run", metavar="RUN", help="a run folder made by `minivae train`")
-    e.add_argument("--iwae-k", type=_number(int, 0), default=view.IWAE_K, metavar="K",
+    e.add_argument("--iwae-k", type=_number(int, 0, view.IWAE_K_MAX), default=view.IWAE_K,
+                   metavar="K",
                    help=f"importance samples for the IWAE NLL (default: {view.IWAE_K}; 0 "
-                        "skips it)")
+                        f"skips it; at most {view.IWAE_K_MAX})")
     e.add_argument("--split", default="test", help="data split (default: test)")
     e.add_argument("--seed", type=_number(int, 0), default=0, help="seed (default: 0)")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")

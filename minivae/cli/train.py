@@ -13,6 +13,7 @@ from minivae.errors import MinivaeError
 from minivae.run import folder
 from minivae.run.atomic import write_json
 from minivae.run.config import MachineSettings, ModelSettings, TrainConfig, defaults
+from minivae.run.stopping import Interrupted, interruption, signal_number
 from minivae.run.threads import Threads
 from minivae.run.trainer import train
 
@@ -134,7 +135,7 @@ def cmd_train(args):
     history = train(run, epochs=args.epochs if args.resume else None,
                     lr=args.lr if args.resume else None, verbose=not args.quiet,
                     datasets=datasets, threads=threads)
-    if args.resume and len(history) == before and (run.dir / folder.EVALUATION).exists():
+    if args.resume and len(history) == before and _evaluated(run.dir, before):
         _say(f"{run.dir} already has {before} epochs; nothing to do (--epochs N trains on)")
         return 0
     with Threads(threads):                                  # BLAS threads, chosen once
@@ -143,12 +144,32 @@ def cmd_train(args):
     return 0
 
 
+def _evaluated(run_dir, epochs):
+    """True if evaluation.json is of the run's checkpoint: ``epochs`` finished, no more."""
+    ev = folder.read_evaluation(run_dir)
+    return ev is not None and ev.get("epochs") == epochs and not ev.get("batches")
+
+
 def _finish(run_dir, iwae_k, quiet=False, figures=True):
-    """After training: evaluation.json and figures/ in the run folder."""
-    metrics = view.evaluate_run(run_dir, iwae_k, "test", 0)
-    write_json(Path(run_dir) / folder.EVALUATION, metrics)
-    if not quiet:
-        print(view.table(metrics))
-    made = f", figures/ ({len(view.draw_figures(run_dir, 0))} images)" if figures else ""
+    """After training: evaluation.json and figures/ in the run folder. The run is saved by
+    then: an interrupt or a failure here says so, and how to finish the job later."""
+    doing, again = "evaluating it", f"`minivae evaluate {run_dir}`"
+    try:
+        metrics = view.evaluate_run(run_dir, iwae_k, "test", 0, verbose=not quiet)
+        write_json(Path(run_dir) / folder.EVALUATION, metrics)
+        if not quiet:
+            print(view.table(metrics))
+        doing, again = "drawing its figures", f"`minivae figures {run_dir}`"
+        made = f", figures/ ({len(view.draw_figures(run_dir, 0))} images)" if figures else ""
+    except (KeyboardInterrupt, SystemError) as e:       # SystemError: see stopping.interruption
+        stop = interruption(e)
+        if stop is None:
+            raise
+        raise Interrupted(f"interrupted while {doing}; the trained run is saved in {run_dir} "
+                          f"({again} does the rest)", signal_number(stop)) from None
+    except (MinivaeError, OSError, ImportError, RuntimeError, ValueError) as e:
+        raise MinivaeError(f"the trained run is saved in {run_dir}, but {doing} failed: "
+                           f"{' '.join(str(e).split()) or type(e).__name__}; {again} tries "
+                           "again") from e
     _say(f"saved in {run_dir}: config.json, checkpoint.npz, metrics.jsonl, "
          f"evaluation.json{made}")

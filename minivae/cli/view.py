@@ -1,14 +1,18 @@
 """`minivae evaluate`, `sample` and `figures`: what a trained run shows."""
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from minivae.errors import MinivaeError
 from minivae.run import folder as rf
 
 IWAE_K = 100                        # importance samples for the IWAE NLL, unless --iwae-k
+IWAE_K_MAX = 100_000                # 20 times the 5000 of the IWAE paper; MNIST's test set at
+                                    # 10^5 already takes hours on 2 cores (a bar shows how many)
 IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
@@ -17,22 +21,34 @@ def _load(run_dir, split="test"):
     return model, meta, rf.load_datasets(meta["run"]["data"], (split,))[0]
 
 
-def evaluate_run(run_dir, iwae_k, split, seed):
-    """The numbers of minivae.evaluate.evaluate for a run on one split, with what they are of."""
+def evaluate_run(run_dir, iwae_k, split, seed, verbose=True):
+    """The numbers of minivae.evaluate.evaluate for a run on one split, with what they are of:
+    "epochs" finished, and "batches" of the next one (a run stopped mid-epoch). ``verbose``:
+    a progress bar on a terminal."""
     from minivae.evaluate import evaluate, is_variational
     model, meta, ds = _load(run_dir, split)
     k = iwae_k if is_variational(model) else 0
-    out = evaluate(model, np.ascontiguousarray(rf.eval_x(ds, meta["run"])), iwae_k=k,
-                   rng=np.random.default_rng(seed))
+    x = np.ascontiguousarray(rf.eval_x(ds, meta["run"]))
+    with tqdm(total=len(x), desc=f"evaluating{f' (IWAE, k={k})' if k else ''}", unit="example",
+              leave=False, file=sys.stderr, dynamic_ncols=True,
+              disable=None if verbose else True) as bar:           # None: only on a terminal
+        out = evaluate(model, x, iwae_k=k, rng=np.random.default_rng(seed), progress=bar.update)
     return {"run": str(run_dir), "model": meta["run"]["model"]["model"],
             "data": meta["run"]["data"], "split": split, "epochs": meta["progress"]["epoch"],
-            **out}
+            "batches": meta["progress"]["batch"], **out}
+
+
+def trained(m):
+    """'3 epochs', or '3 epochs and 20 batches' of a run stopped in its 4th."""
+    epochs = f"{m['epochs']} epoch{'s' * (m['epochs'] != 1)}"
+    b = m.get("batches", 0)
+    return epochs + (f" and {b} batch{'es' * (b != 1)} of epoch {m['epochs'] + 1}" if b else "")
 
 
 def table(m):
     """The evaluation as aligned lines; per-dimension numbers as a small table."""
     lines = [(f"{m['model']} on {m['data']} ({m['split']}, {m['n']} examples), after "
-              f"{m['epochs']} epochs; nats per example")]
+              f"{trained(m)}; nats per example")]
     rows = [("negative ELBO", "nelbo"), (f"IWAE NLL (k={m.get('iwae_k')})", "nll"),
             ("reconstruction -log p(x|z)" if "kl" in m else "reconstruction loss", "recon"),
             ("KL(q(z|x) || p(z))", "kl"), ("squared error of the mean", "mse")]

@@ -7,7 +7,10 @@ A file is found, in order:
 Every read is verified against the registry's size and SHA-256 (hashing costs ~0.05 s for the
 78 MB binarized-MNIST train file on a CPU with SHA extensions, well under the cost of parsing it),
 so a corrupt or truncated file is never used: a bad cached file is downloaded again, a bad mirror
-file is an error.
+file is an error. Before that, every read asks what the file is (minivae/files.py): a FIFO, a
+device (a link to /dev/zero), a folder, or a file larger than the registry's size is never
+opened or read whole; in the data folder it is as bad as a corrupt file (removed, downloaded
+again), in the mirror it is an error.
 
 Downloads are pooch's job: pooch.retrieve streams a URL (pooch.HTTPDownloader, in _open_url, the
 one function that touches the network) into a temporary file tmpXXXXXXXX beside the target,
@@ -21,7 +24,10 @@ Written here, because pooch has no place for them:
   - mode 0644 before the move (pooch's temporary is 0600; a shared data folder must be readable);
   - a lock on the folder while downloading into it: one download at a time, so a temporary found
     there under the lock was left by a killed download (SIGKILL, SIGTERM, SIGHUP; pooch cleans up
-    after exceptions only) and is removed;
+    after exceptions only) and is removed; so it is by every read of a cached file when no
+    download holds the lock (a killed download's file may have been saved by hand since);
+  - a bad cached file is removed under the lock before the download (pooch would hash it first:
+    a FIFO would block it for ever, a link to /dev/zero never end);
   - the messages: CacheDirError before any request, DownloadError with what was tried and the
     three ways to fix it.
 No fsync: a file cut short by a power failure fails its check on the next read and is fetched again.
@@ -37,6 +43,8 @@ from pathlib import Path
 
 import pooch
 from tqdm import tqdm
+
+from minivae.files import FileError, read_bytes
 
 from .errors import CacheDirError, ChecksumError, DownloadError
 from .paths import DATA_DIR_ENV, MIRROR_ENV, data_dir, mirror_dir
@@ -59,29 +67,50 @@ def _problem(data: bytes, f: FileInfo):
     return None
 
 
+def _read(path: Path, f: FileInfo):
+    """(the bytes of the copy of f at path, None) or (None, what is wrong with it); FileNotFoundError
+    if there is nothing at path (a link to nothing counts as nothing)."""
+    try:
+        data = read_bytes(path, f.size, f"copy of {f.relpath} ({f.size:,} bytes)")
+    except FileError as e:
+        return None, str(e)
+    problem = _problem(data, f)
+    return (None, problem) if problem else (data, None)
+
+
 def _obtain(f: FileInfo):
     """(path, verified bytes) of file f, downloading it if needed."""
     mirror = mirror_dir()
-    if mirror is not None and (mirror / f.folder / f.name).is_file():
+    if mirror is not None:
         path = mirror / f.folder / f.name
-        data = path.read_bytes()
-        problem = _problem(data, f)
-        if problem:
-            raise ChecksumError(
-                f"mirror file {path} is not the expected {f.relpath}: {problem}. minivae never "
-                f"writes to the mirror (${MIRROR_ENV}); replace the file with a good copy, or "
-                f"unset {MIRROR_ENV} to download it.")
-        return path, data
-    path = data_dir() / f.folder / f.name
-    if path.is_file():
-        data = path.read_bytes()
-        problem = _problem(data, f)
-        if problem is None:
+        try:
+            data, problem = _read(path, f)
+        except FileNotFoundError:
+            pass                                            # not in the mirror: the data folder
+        else:
+            if problem:
+                raise ChecksumError(
+                    f"mirror file {path} is not the expected {f.relpath}: {problem}. minivae "
+                    f"never writes to the mirror (${MIRROR_ENV}); replace the file with a good "
+                    f"copy, or unset {MIRROR_ENV} to download it.")
             return path, data
-        warnings.warn(f"cached file {path} is not usable: {problem}; downloading it again",
+    path = data_dir() / f.folder / f.name
+    try:
+        data, problem = _read(path, f)
+    except FileNotFoundError:
+        problem = None
+    else:
+        if problem is None:
+            _tidy(path.parent)
+            return path, data
+    download(f, path, damaged=problem)
+    if problem:
+        warnings.warn(f"cached file {path} was not usable ({problem}); downloaded it again",
                       stacklevel=3)
-    download(f, path)
-    return path, path.read_bytes()
+    data, problem = _read(path, f)
+    if problem:                                         # changed since the download verified it
+        raise ChecksumError(f"downloaded file {path} changed after it was verified: {problem}")
+    return path, data
 
 
 def read_verified(f: FileInfo) -> bytes:
@@ -99,13 +128,23 @@ def fetch(name: str) -> list:
     return [fetch_file(f) for f in get_info(name).files]
 
 
-def download(f: FileInfo, dest: Path) -> None:
-    """Download f into dest, trying f.urls in order; DownloadError if none gives the right file."""
+def download(f: FileInfo, dest: Path, damaged=None) -> None:
+    """Download f into dest, trying f.urls in order; DownloadError if none gives the right file.
+
+    ``damaged``: what is wrong with the file at dest (None: there was none). Once the folder is
+    locked, dest is read again: another process may have saved it meanwhile; if not, what is
+    there is removed.
+    """
     folder, created = dest.parent, not dest.parent.exists()
     failures, bad_files = [], []
     try:
         _ensure_writable(folder)
         with _downloading_into(folder):
+            with contextlib.suppress(FileNotFoundError):
+                data, damaged = _read(dest, f)
+                if data is not None:                    # saved by another process meanwhile
+                    return
+                _remove_damaged(dest)
             for url in f.urls:
                 try:
                     _retrieve(url, f, dest)
@@ -123,7 +162,7 @@ def download(f: FileInfo, dest: Path) -> None:
         _remove_if_created(folder, created)
         raise
     _remove_if_created(folder, created)
-    raise DownloadError(_missing_message(f, dest, failures), bad_files)
+    raise DownloadError(_missing_message(f, dest, failures, damaged), bad_files)
 
 
 def _open_url(url: str, out) -> None:
@@ -207,12 +246,43 @@ def _downloading_into(folder: Path):
         except BlockingIOError:
             print(f"waiting for another download into {folder}", file=sys.stderr)
             fcntl.flock(fd, fcntl.LOCK_EX)
-        for p in folder.iterdir():
-            if LEFTOVER.fullmatch(p.name) and p.is_file():
-                p.unlink(missing_ok=True)
+        _remove_leftovers(folder)
         yield
     finally:
         os.close(fd)
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Delete the temporaries of killed downloads (call with folder's lock held)."""
+    for p in folder.iterdir():
+        if LEFTOVER.fullmatch(p.name) and p.is_file():
+            p.unlink(missing_ok=True)
+
+
+def _tidy(folder: Path) -> None:
+    """_remove_leftovers, if no download into folder is under way (its lock is free)."""
+    try:
+        import fcntl
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except (ImportError, OSError):
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _remove_leftovers(folder)
+    except OSError:                                     # locked: a download is under way
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_damaged(dest: Path) -> None:
+    """Remove what is at dest (a bad copy, a FIFO, a link): pooch would read it before
+    replacing it. A folder is not removed: CacheDirError."""
+    if os.path.isdir(dest):
+        raise CacheDirError(f"{dest} is a folder where a data file belongs; remove it, or set "
+                            f"{DATA_DIR_ENV} to another data folder")
+    with contextlib.suppress(FileNotFoundError):
+        dest.unlink()
 
 
 def _remove_if_created(folder: Path, created: bool) -> None:
@@ -238,13 +308,16 @@ def _not_writable_message(folder: Path, reason) -> str:
             f"{MIRROR_ENV} to a folder that already holds the files.")
 
 
-def _missing_message(f: FileInfo, dest: Path, failures: list) -> str:
-    """Which file is missing, what was tried, and the three ways to fix it."""
+def _missing_message(f: FileInfo, dest: Path, failures: list, damaged=None) -> str:
+    """Which file is missing (or was damaged), what was tried, and the three ways to fix it."""
     mirror = mirror_dir()
     mirror_note = f" (it is now {mirror}, which has no {f.relpath})" if mirror else ""
+    what = (f"file damaged: the copy of {f.relpath} at {dest} was not usable ({damaged}) and "
+            "was removed; it could not be downloaded again" if damaged else
+            f"file missing: {f.relpath} ({f.size:,} bytes, sha256 {f.sha256}) is not at {dest} "
+            "and could not be downloaded")
     return "\n".join(
-        [(f"file missing: {f.relpath} ({f.size:,} bytes, sha256 {f.sha256}) is not at {dest} "
-          f"and could not be downloaded. Tried:")]
+        [f"{what}. Tried:"]
         + [f"  {x}" for x in failures]
         + ["To fix it, do one of:",
            f"  - download it from one of the URLs above and save it, unchanged, as {dest}",

@@ -13,6 +13,7 @@ anything (``hidden=[10**9]`` would otherwise ask for gigabytes).
 """
 
 import inspect
+import json
 from itertools import pairwise
 
 import numpy as np
@@ -47,6 +48,16 @@ def _arguments(config):
         raise InputError(f"{name} model config: {e}") from None
     bound.apply_defaults()
     return name, bound.arguments
+
+
+def full_config(config):
+    """``config`` with every constructor default filled in, as JSON values: two configs that
+    build the same model compare equal (e.g. a config.json and a checkpoint's record)."""
+    name, args = _arguments(config)
+    args.pop("rng", None)
+    if "dtype" in args:
+        args["dtype"] = np.dtype(args["dtype"]).name
+    return {"model": name, **json.loads(json.dumps(args, default=str))}
 
 
 def _size(args, key, name):
@@ -135,4 +146,4 @@ def build(config, rng=None):
 
 __all__ = ["GAN", "MAX_LAYERS", "MAX_PARAMETERS", "MODELS", "PCA", "VAE", "WAE", "Autoencoder",
            "DenoisingAutoencoder", "DiagonalGaussian", "GaussianMixture", "LinearAutoencoder",
-           "build", "check_config", "parameter_count", "principal_angles"]
+           "build", "check_config", "full_config", "parameter_count", "principal_angles"]

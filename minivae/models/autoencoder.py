@@ -25,7 +25,7 @@ from minivae.checks import check_array
 from minivae.errors import InputError
 from minivae.layers import ACTIVATIONS
 from minivae.layers.activations import sigmoid
-from minivae.models.base import EncoderDecoder, choice, float_dtype, number, size, sizes
+from minivae.models.base import EncoderDecoder, choice, float_dtype, generator, number, size, sizes
 from minivae.models.conv import architecture
 
 OUTPUTS = ("bernoulli", "mse")
@@ -53,7 +53,7 @@ class Autoencoder(EncoderDecoder):
         self.output = choice(output, OUTPUTS, who, "output")
         self.activation = choice(activation, ACTIVATIONS, who, "activation")
         self.dtype = float_dtype(dtype, who)
-        self.rng = np.random.default_rng(rng)
+        self.rng = generator(rng, who)
         D, Z, H = self.x_dim, self.z_dim, self.hidden
         self.encoder = self.net.encoder((D, *H, Z), activation, self.rng, dtype,
                                         input_grad=False)                   # x is data: no dx

@@ -69,16 +69,30 @@ def sizes(values, who, name="hidden", allow_empty=False):
     return tuple(size(v, who, f"each {name} size") for v in values)
 
 
-def number(value, who, name, lo=0.0, lo_open=False):
-    """``value`` as a float if it is a finite real number >= lo (> lo if lo_open)."""
+def number(value, who, name, lo=0.0, lo_open=False, hi=None):
+    """``value`` as a float if it is a finite real number >= lo (> lo if lo_open), <= hi."""
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if ok:
-        value = float(value)
-        ok = np.isfinite(value) and (value > lo if lo_open else value >= lo)
+        try:
+            value = float(value)
+        except OverflowError:                             # an int beyond any float
+            ok = False
+        ok = ok and np.isfinite(value) and (value > lo if lo_open else value >= lo) and (
+            hi is None or value <= hi)
     if not ok:
+        bound = f" and <= {hi:g}" if hi is not None else ""
         raise InputError(f"{who}: {name} must be a finite number {'>' if lo_open else '>='} "
-                         f"{lo:g}, got {value!r}")
+                         f"{lo:g}{bound}, got {value!r}")
     return value
+
+
+def generator(rng, who):
+    """np.random.default_rng(rng): a Generator, a seed (an int >= 0), a SeedSequence or None."""
+    try:
+        return np.random.default_rng(rng)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{who}: rng must be a numpy Generator, a seed (an integer >= 0) or "
+                         f"None, got {rng!r} ({e})") from None
 
 
 def choice(value, options, who, name):

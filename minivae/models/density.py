@@ -25,8 +25,9 @@ amounts of order reg.)
 
 import numpy as np
 
-from minivae.checks import check_array
+from minivae.checks import check_array, check_count
 from minivae.errors import InputError
+from minivae.models.base import choice, generator, number, size
 
 LOG_2PI = np.log(2.0 * np.pi)
 COVARIANCES = ("full", "diag")
@@ -49,10 +50,8 @@ class DiagonalGaussian:
     """N(mean, diag(var)) fitted by maximum likelihood to z (N, Z)."""
 
     def __init__(self, reg=1e-6, rng=None):
-        if not (reg >= 0 and np.isfinite(reg)):
-            raise InputError(f"DiagonalGaussian: reg must be a finite number >= 0, got {reg}")
-        self.reg = float(reg)
-        self.rng = np.random.default_rng(rng)
+        self.reg = number(reg, "DiagonalGaussian", "reg")
+        self.rng = generator(rng, "DiagonalGaussian")
         self.mean_ = self.var_ = None
 
     @property
@@ -88,8 +87,9 @@ class DiagonalGaussian:
     def sample(self, n, rng=None):
         """n draws, in the dtype of the data fitted.   -> (n, Z)."""
         Z = self._fitted("sample")
-        rng = self.rng if rng is None else np.random.default_rng(rng)
-        eps = rng.standard_normal((int(n), Z))                                # (n, Z)
+        n = check_count(n, "DiagonalGaussian.sample", "n")
+        rng = self.rng if rng is None else generator(rng, "DiagonalGaussian.sample")
+        eps = rng.standard_normal((n, Z))                                     # (n, Z)
         return (self.mean_ + np.sqrt(self.var_) * eps).astype(self.dtype)
 
     def __repr__(self):
@@ -109,19 +109,13 @@ class GaussianMixture:
 
     def __init__(self, n_components, covariance="full", max_iter=200, tol=1e-6, reg=1e-6,
                  init="kmeans++", rng=None):
-        if int(n_components) < 1:
-            raise InputError(f"GaussianMixture: n_components must be >= 1, got {n_components}")
-        if covariance not in COVARIANCES:
-            raise InputError(f"GaussianMixture: covariance must be one of {COVARIANCES}, "
-                             f"got {covariance!r}")
-        if init not in INITS:
-            raise InputError(f"GaussianMixture: init must be one of {INITS}, got {init!r}")
-        if int(max_iter) < 1 or not (tol >= 0) or not (reg >= 0 and np.isfinite(reg)):
-            raise InputError(f"GaussianMixture: expected max_iter >= 1, tol >= 0, finite "
-                             f"reg >= 0; got {max_iter}, {tol}, {reg}")
-        self.n_components, self.covariance, self.init = int(n_components), covariance, init
-        self.max_iter, self.tol, self.reg = int(max_iter), float(tol), float(reg)
-        self.rng = np.random.default_rng(rng)
+        who = "GaussianMixture"
+        self.n_components = size(n_components, who, "n_components")
+        self.covariance = choice(covariance, COVARIANCES, who, "covariance")
+        self.init = choice(init, INITS, who, "init")
+        self.max_iter = size(max_iter, who, "max_iter")
+        self.tol, self.reg = number(tol, who, "tol"), number(reg, who, "reg")
+        self.rng = generator(rng, who)
         self.weights_ = self.means_ = self.covariances_ = None
         self.converged_, self.n_iter_, self.history_ = False, 0, []
 
@@ -252,9 +246,10 @@ class GaussianMixture:
         """n draws (component k with probability pi_k, then its Gaussian), in the dtype of
         the data fitted.   -> (n, Z)."""
         Z = self._fitted("sample")
-        rng = self.rng if rng is None else np.random.default_rng(rng)
-        k = rng.choice(self.n_components, size=int(n), p=self.weights_)     # (n,)
-        eps = rng.standard_normal((int(n), Z))                               # (n, Z)
+        n = check_count(n, "GaussianMixture.sample", "n")
+        rng = self.rng if rng is None else generator(rng, "GaussianMixture.sample")
+        k = rng.choice(self.n_components, size=n, p=self.weights_)          # (n,)
+        eps = rng.standard_normal((n, Z))                                    # (n, Z)
         if self.covariance == "full":
             L = np.linalg.cholesky(self.covariances_)                        # (K, Z, Z)
             z = self.means_[k] + np.einsum("nij,nj->ni", L[k], eps)

@@ -19,7 +19,7 @@ from minivae import losses
 from minivae.checks import check_array
 from minivae.errors import InputError
 from minivae.layers import Linear
-from minivae.models.base import EncoderDecoder, float_dtype, size
+from minivae.models.base import EncoderDecoder, float_dtype, generator, size
 
 
 class LinearAutoencoder(EncoderDecoder):
@@ -29,7 +29,7 @@ class LinearAutoencoder(EncoderDecoder):
         who = "LinearAutoencoder"
         self.x_dim, self.z_dim = size(x_dim, who, "x_dim"), size(z_dim, who, "z_dim")
         self.dtype = float_dtype(dtype, who)
-        self.rng = np.random.default_rng(rng)         # used only to initialise the weights
+        self.rng = generator(rng, who)                # used only to initialise the weights
         self.encoder = Linear(self.x_dim, self.z_dim, rng=self.rng, dtype=dtype,
                               input_grad=False, check_inputs=False)  # x is data, checked here
         self.decoder = Linear(self.z_dim, self.x_dim, rng=self.rng, dtype=dtype,

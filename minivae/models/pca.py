@@ -27,6 +27,7 @@ import numpy as np
 
 from minivae.checks import check_array
 from minivae.errors import InputError
+from minivae.models.base import choice, float_dtype, generator, size
 
 METHODS = ("eigh", "svd")
 CHUNK = 8192            # rows of x cast to float64 at a time while forming the covariance
@@ -43,19 +44,15 @@ class PCA:
     """
 
     def __init__(self, n_components, x_dim=None, method="eigh", dtype=np.float32, rng=None):
-        if int(n_components) < 1:
-            raise InputError(f"PCA: n_components must be >= 1, got {n_components}")
-        if method not in METHODS:
-            raise InputError(f"PCA: method must be one of {METHODS}, got {method!r}")
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.float32, np.float64):
-            raise InputError(f"PCA: dtype must be float32 or float64, got {self.dtype}")
-        self.n_components, self.method = int(n_components), method
-        self.x_dim = None                  # rng is accepted for build(); PCA draws no noise
+        self.n_components = size(n_components, "PCA", "n_components")
+        self.method = choice(method, METHODS, "PCA", "method")
+        self.dtype = float_dtype(dtype, "PCA")
+        generator(rng, "PCA")              # rng is accepted for build(); PCA draws no noise
+        self.x_dim = None
         self.components_ = self.mean_ = self.explained_variance_ = self.total_variance_ = None
         self.grads = {}
         if x_dim is not None:
-            D, K = int(x_dim), self.n_components
+            D, K = size(x_dim, "PCA", "x_dim"), self.n_components
             if K > D:
                 raise InputError(f"PCA: n_components={K} exceeds x_dim={D}")
             self._store(np.zeros((K, D)), np.zeros(D), np.zeros(K), np.zeros(()))

@@ -25,7 +25,7 @@ from minivae.errors import InputError, NonFiniteError
 from minivae.layers import ACTIVATIONS, Reparameterize
 from minivae.layers.activations import sigmoid
 from minivae.layers.reparameterize import sample
-from minivae.models.base import EncoderDecoder, choice, float_dtype, number, size, sizes
+from minivae.models.base import EncoderDecoder, choice, float_dtype, generator, number, size, sizes
 from minivae.models.conv import architecture
 
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
@@ -52,10 +52,11 @@ class VAE(EncoderDecoder):
         self.hidden = sizes(hidden, who, allow_empty=self.net.conv)
         self.likelihood = choice(likelihood, LIKELIHOODS, who, "likelihood")
         self.activation = choice(activation, ACTIVATIONS, who, "activation")
-        self.beta, self.kl_weight = number(beta, who, "beta"), 1.0
-        self.sigma = number(sigma, who, "sigma", lo_open=True)
         self.dtype = float_dtype(dtype, who)
-        self.rng = np.random.default_rng(rng)
+        self.beta = number(beta, who, "beta", hi=float(np.finfo(self.dtype).max))  # in dtype
+        self.kl_weight = 1.0
+        self.sigma = number(sigma, who, "sigma", lo_open=True)
+        self.rng = generator(rng, who)
         D, Z, H = self.x_dim, self.z_dim, self.hidden
         out = 2 * D if likelihood == "gaussian-learned" else D          # mean (and logvar)
         self.encoder = self.net.encoder((D, *H, 2 * Z), activation, self.rng, dtype,

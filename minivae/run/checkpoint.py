@@ -10,6 +10,14 @@ array, comes from a newer format, or does not match the model its config describ
 with a CheckpointError that says why. The model is counted from its config and compared with
 the arrays before it is built, so a config edited to absurd sizes allocates nothing.
 
+Every value is checked once, where it is loaded, by the rules it was written by: the file is a
+regular file of at most MAX_BYTES (files.py); every member is a .npy array of numbers, finite;
+the metadata is strict JSON (no NaN or Infinity, which ``save`` could not write back); the run
+it records has a valid model config and valid training settings (``check_run``, the same check
+as config.json's); the history has one row of finite numbers per finished epoch; the RNG states
+are states of numpy's default generator. ``restore_optimizer`` adds what only the optimizer's
+kind tells: Adam's second moments are >= 0, the step count an integer >= 0.
+
 The file is replaced atomically (atomic.py): a crash, a kill or a full disk during a save leaves
 the previous checkpoint whole. The run folder around a checkpoint is described in folder.py.
 """
@@ -17,16 +25,25 @@ the previous checkpoint whole. The run folder around a checkpoint is described i
 import io
 import json
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from minivae.errors import InputError, MinivaeError
-from minivae.models import build, parameter_count
+from minivae.files import FileError, loads_json, read_bytes
+from minivae.kernels.checks import all_finite
+from minivae.models import MAX_PARAMETERS, build, check_config, parameter_count
+from minivae.optim import Adam
 from minivae.run.atomic import atomic_write
+from minivae.run.config import TrainConfig
 
 FORMAT, VERSION = "minivae-checkpoint", 1     # bump VERSION when the layout changes
 META_KEYS = ("format", "version", "run", "progress", "rng", "history")
+# the largest checkpoint minivae writes: MAX_PARAMETERS float64 parameters, and Adam's two
+# moments of each, plus the metadata (a long history is a few MB)
+MAX_BYTES = 3 * 8 * MAX_PARAMETERS + (64 << 20)
+BIT_GENERATOR = "PCG64"                       # np.random.default_rng's; the only one saved
 
 
 class CheckpointError(MinivaeError):
@@ -34,13 +51,25 @@ class CheckpointError(MinivaeError):
 
 
 def check_run(run, where):
-    """Refuse a run description without its model, data and train entries."""
+    """The run description ``run`` = {"model", "data", "train"} checked, with its training
+    settings completed from TrainConfig's defaults; CheckpointError naming ``where`` if its
+    model config could not be built (counted, not built) or its settings are not valid.
+    config.json and every checkpoint's metadata are read through here."""
     ok = (isinstance(run, dict) and isinstance(run.get("model"), dict)
           and isinstance(run["model"].get("model"), str) and isinstance(run.get("data"), str)
           and isinstance(run.get("train"), dict))
     if not ok:
         raise CheckpointError(f"{where}: the run description lacks its model, data or train "
                               "settings; the file is damaged or not from minivae")
+    try:
+        check_config(run["model"])
+    except InputError as e:
+        raise CheckpointError(f"{where}: cannot build the model it describes: {e}") from None
+    try:
+        train = TrainConfig.from_dict(run["train"])
+    except (InputError, TypeError) as e:
+        raise CheckpointError(f"{where}: its training settings are not valid: {e}") from None
+    return {**run, "train": asdict(train)}
 
 
 def check_version(version, where):
@@ -70,17 +99,17 @@ def save(path, model, optimizer, meta):
 
 
 def load(path):
-    """-> (params, optim, meta): two dicts of arrays and the JSON metadata, checked for form.
+    """-> (params, optim, meta): two dicts of arrays and the JSON metadata, each value checked.
 
     Whether the arrays fit the model is checked by ``restore_model``/``restore_optimizer``.
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_bytes(path, MAX_BYTES, "checkpoint")
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path}") from None
-    except OSError as e:
-        raise CheckpointError(f"cannot read {path}: {e}") from e
+    except FileError as e:
+        raise CheckpointError(str(e)) from None
     bad = f"{path} is not a minivae checkpoint"
     if not data.startswith(b"PK\x03\x04"):
         raise CheckpointError(f"{bad}: it is not a .npz (zip) file (empty, truncated at the "
@@ -103,6 +132,9 @@ def load(path):
     except (OSError, EOFError, zipfile.BadZipFile, KeyError, MemoryError) as e:
         raise CheckpointError(f"{bad}: {type(e).__name__}: {e} (truncated or damaged?)") \
             from None
+    for k, v in arrays.items():                # np.load hands over a member that is not .npy
+        if not isinstance(v, np.ndarray):      # as its raw bytes
+            raise CheckpointError(f"{bad}: member {k!r} is not a .npy array")
     meta = _read_meta(arrays.pop("meta", None), bad, path)
     params, optim = {}, {}
     for k, v in arrays.items():
@@ -111,6 +143,9 @@ def load(path):
             raise CheckpointError(f"{bad}: unexpected array {k!r}")
         if v.dtype.kind not in "fiu":
             raise CheckpointError(f"{bad}: array {k!r} has dtype {v.dtype}, expected numbers")
+        if v.dtype.kind == "f" and not all_finite(np.ascontiguousarray(v).reshape(-1)):
+            raise CheckpointError(f"{bad}: array {k!r} holds NaN or infinity, which minivae "
+                                  "never saves; the file is damaged")
         (params if group == "param" else optim)[name] = v
     return params, optim, meta
 
@@ -119,28 +154,51 @@ def _read_meta(raw, bad, path):
     if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
         raise CheckpointError(f"{bad}: it has no 'meta' record")
     try:
-        meta = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise CheckpointError(f"{bad}: its metadata is not valid JSON ({e})") from None
+        meta = loads_json(raw.tobytes(), "its metadata")
+    except FileError as e:
+        raise CheckpointError(f"{bad}: {e}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{bad}: its metadata has no format tag {FORMAT!r}")
     check_version(meta.get("version"), path)
     missing = [k for k in META_KEYS if k not in meta]
     if missing:
         raise CheckpointError(f"{bad}: its metadata lacks {', '.join(missing)}")
-    check_run(meta["run"], path)
+    meta["run"] = check_run(meta["run"], path)
     prog, history, partial = meta["progress"], meta["history"], None
     ok = (isinstance(prog, dict) and _count(prog.get("epoch")) and _count(prog.get("batch"))
           and isinstance(history, list) and len(history) == prog["epoch"]
-          and all(isinstance(row, dict) for row in history) and isinstance(meta["rng"], dict))
+          and all(_row(row, i + 1) for i, row in enumerate(history))
+          and isinstance(meta["rng"], dict))
     if ok and prog["batch"] > 0:                     # a mid-epoch checkpoint: partial sums
         partial = prog.get("partial")
         ok = (isinstance(partial, dict) and isinstance(partial.get("sums"), dict)
               and all(_number(v) for v in partial["sums"].values())
-              and _number(partial.get("seconds")))
+              and _number(partial.get("seconds"))
+              and (partial.get("threads") is None or _count(partial["threads"])))
     if not ok:
         raise CheckpointError(f"{bad}: its progress, RNG or history records are malformed")
+    for name in ("model", "data"):
+        _check_rng_state(meta["rng"].get(name), name, path)
     return meta
+
+
+def _row(row, epoch):
+    """A row of history: {"epoch": its number, name: a number, ...}."""
+    return (isinstance(row, dict) and row.get("epoch") == epoch
+            and all(_number(v) for v in row.values()))
+
+
+def _check_rng_state(state, name, path):
+    """None, or a state numpy's default bit generator takes (tried on a scratch one)."""
+    if state is None:
+        return
+    try:
+        if not isinstance(state, dict) or state.get("bit_generator") != BIT_GENERATOR:
+            raise ValueError(f"expected a {BIT_GENERATOR} state")
+        np.random.PCG64().state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise CheckpointError(f"{path}: its {name} random generator state is not valid: "
+                              f"{e}") from None
 
 
 def _number(v):
@@ -197,8 +255,25 @@ def restore_model(params, meta, path, rng=None):
 
 
 def restore_optimizer(optimizer, optim, path):
-    """Copy the saved optimizer state into ``optimizer`` (built on the restored model)."""
+    """Copy the saved optimizer state into ``optimizer`` (built on the restored model), after
+    checking what an optimizer of its kind writes: a step count t, an integer >= 0; one array
+    per parameter and slot, of the parameter's dtype (finite: ``load`` checked that); for
+    Adam, second moments v >= 0 (a negative one would be a square root of a negative number,
+    and a NaN step, on the next update: damage, not divergence)."""
     state = {k: v for k, v in optim.items()}
+    t = state.get("t")
+    if t is None or t.shape != () or t.dtype.kind not in "iu" or t < 0:
+        raise CheckpointError(f"{path}: its optimizer state has no valid step count t "
+                              f"(got {t!r}); the file is damaged")
+    for k, v in state.items():
+        slot, _, name = k.partition(".")
+        p = optimizer.params.get(name)
+        if k != "t" and p is not None and v.dtype != p.dtype:
+            raise CheckpointError(f"{path}: optimizer state {k!r} is {v.dtype}, the parameter "
+                                  f"is {p.dtype}; the file is damaged")
+        if isinstance(optimizer, Adam) and slot == "v" and (v < 0).any():
+            raise CheckpointError(f"{path}: optimizer state {k!r} holds a negative second "
+                                  "moment, which Adam never writes; the file is damaged")
     try:
         optimizer.load_state_dict(state)
     except (InputError, KeyError, TypeError, ValueError) as e:

@@ -9,7 +9,10 @@
 A Run is a run folder as read once: ``create_run`` writes config.json and returns the Run it
 describes; ``open_run`` reads a folder's checkpoint (whose record of the run wins) or, before
 the first epoch, its config.json. config.json is written again only when a resumed run changes
-its number of epochs or its learning rate.
+its number of epochs or its learning rate. Those two may also be changed by editing
+config.json; any other edit is refused when the run is opened (a run keeps its settings), and
+so is a folder whose checkpoint has gone while metrics.jsonl still lists epochs (starting again
+would overwrite them). Every file is read bounded and checked (minivae/files.py).
 
 Nothing a user made is overwritten: a new run needs a new or empty folder, and every file is
 replaced atomically (atomic.py), so a crash, a full disk or `kill -9` leaves the previous
@@ -29,7 +32,8 @@ import numpy as np
 
 from minivae import data
 from minivae.errors import InputError
-from minivae.models import build, check_config
+from minivae.files import FileError, read_bytes, read_json
+from minivae.models import build, full_config
 from minivae.run.atomic import atomic_write, write_json
 from minivae.run.checkpoint import (
     VERSION,
@@ -46,6 +50,9 @@ from minivae.run.config import TrainConfig
 CONFIG, CHECKPOINT, METRICS = "config.json", "checkpoint.npz", "metrics.jsonl"
 EVALUATION = "evaluation.json"
 RUN_FORMAT = "minivae-run"                  # the "format" of config.json (same VERSION)
+CONFIG_BYTES = 1 << 20                      # config.json is a few hundred bytes
+TEXT_BYTES = 64 << 20                       # metrics.jsonl, evaluation.json: a few KB to MB
+CHANGEABLE = ("epochs", "lr")               # the settings a resumed run may change
 
 
 @dataclass
@@ -62,6 +69,11 @@ class Run:
     @property
     def epochs_done(self):
         return self.saved[2]["progress"]["epoch"] if self.saved else 0
+
+    @property
+    def batches_done(self):
+        """Batches of the epoch in progress (a checkpoint saved mid-epoch), else 0."""
+        return self.saved[2]["progress"]["batch"] if self.saved else 0
 
     def description(self):
         """{"model", "data", "train"}: what config.json and every checkpoint record."""
@@ -94,27 +106,84 @@ def create_run(out, model_config, data_name, cfg, root="runs"):
         out = fresh_run_dir(root, model_config["model"], data_name)
     else:
         out = check_new_run_dir(out)
-        out.mkdir(parents=True, exist_ok=True)
-        remove_leftovers(out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CheckpointError(f"cannot make the run folder {out}: {e.strerror or e}") \
+                from None
     run = Run(out, dict(model_config), str(data_name), cfg)
-    write_config(out, run.description())
+    with locked(out):                  # two processes making the same folder: one wins, the
+        check_new_run_dir(out)         # other finds it taken (never a half-made folder)
+        remove_leftovers(out)
+        write_config(out, run.description())
     return run
 
 
 def open_run(run_dir):
     """The Run in ``run_dir``, read once: from checkpoint.npz if there is one (its record of
-    the run wins), else from config.json. CheckpointError if what it holds is not valid."""
+    the run wins; config.json may change only the epochs and the learning rate), else from
+    config.json. CheckpointError if what it holds is not valid, if config.json was edited
+    otherwise, or if the checkpoint is missing although metrics.jsonl lists epochs."""
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINT
     stamp = _stamp(path)
     if stamp is None:
-        desc, saved, where = read_config(run_dir), None, run_dir / CONFIG
+        desc, saved = read_config(run_dir), None
+        _no_lost_epochs(run_dir)
     else:
         saved = load(path)
         check_size(saved[0], saved[2], path)       # counted before anything is built
-        desc, where = saved[2]["run"], path
-    cfg = _train_settings(desc, where)
-    return Run(run_dir, desc["model"], desc["data"], cfg, saved, stamp)
+        desc = _with_edits(saved[2]["run"], run_dir)
+    return Run(run_dir, desc["model"], desc["data"], TrainConfig(**desc["train"]), saved, stamp)
+
+
+def _with_edits(saved, run_dir):
+    """The checkpoint's run description, with the epochs and learning rate of config.json if
+    they differ (the last --epochs / --lr, or an edit by hand); a missing config.json is
+    written again from the checkpoint; CheckpointError if config.json changes anything else."""
+    try:
+        cfg = read_config(run_dir)
+    except CheckpointError:
+        if (run_dir / CONFIG).exists() or (run_dir / CONFIG).is_symlink():
+            raise
+        write_config(run_dir, saved)                             # repair a deleted config.json
+        return saved
+    mine, theirs = _flat(saved), _flat(cfg)
+    differ = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)
+              and k not in (f"train.{c}" for c in CHANGEABLE)]
+    if differ:
+        k = differ[0]
+        raise CheckpointError(
+            f"{run_dir / CONFIG} was edited: {k} is {theirs.get(k, 'missing')!r} there but "
+            f"{mine.get(k, 'missing')!r} in {CHECKPOINT}; a run keeps the settings it was made "
+            f"with (only {' and '.join(CHANGEABLE)} may change, with --epochs / --lr or in "
+            f"{CONFIG}). Undo the edit, or start a new run with the new settings")
+    return {**saved, "train": {**saved["train"], **{c: cfg["train"][c] for c in CHANGEABLE}}}
+
+
+def _flat(run):
+    """{"model.hidden": [400], "train.lr": 0.001, "data": "mnist", ...} of a run description."""
+    out = {"data": run["data"]}
+    out.update({f"model.{k}": v for k, v in full_config(run["model"]).items()})
+    out.update({f"train.{k}": v for k, v in run["train"].items()})
+    return out
+
+
+def _no_lost_epochs(run_dir):
+    """CheckpointError if metrics.jsonl lists finished epochs although checkpoint.npz is gone:
+    starting the run again would overwrite them."""
+    try:
+        text = read_bytes(run_dir / METRICS, TEXT_BYTES, "metrics file")
+    except FileNotFoundError:
+        return
+    except FileError as e:
+        raise CheckpointError(str(e)) from None
+    epochs = sum(1 for line in text.splitlines() if line.strip())
+    if epochs:
+        raise CheckpointError(
+            f"{run_dir} has no {CHECKPOINT}, but its {METRICS} lists {epochs} finished epoch"
+            f"{'s' if epochs > 1 else ''}: the checkpoint was deleted or moved. Put it back to "
+            f"resume, or delete {METRICS} to train the run again from its first epoch")
 
 
 def retune(run, epochs=None, lr=None):
@@ -125,6 +194,11 @@ def retune(run, epochs=None, lr=None):
     if train.epochs < run.epochs_done:
         raise InputError(f"epochs={train.epochs} is fewer than the {run.epochs_done} epochs "
                          "this run has already trained")
+    if train.epochs == run.epochs_done and run.batches_done:     # stopped mid-epoch
+        raise InputError(f"epochs={train.epochs}: this run has trained {run.epochs_done} "
+                         f"epochs and {run.batches_done} batches of epoch "
+                         f"{run.epochs_done + 1}, which cannot be undone; train at least "
+                         f"{run.epochs_done + 1} epochs")
     if train != run.train:
         run = replace(run, train=train)
         write_config(run.dir, run.description())
@@ -179,41 +253,35 @@ def write_config(run_dir, run):
 
 
 def read_config(run_dir):
-    """The run description in config.json: {"model", "data", "train", ...}."""
+    """The run description in config.json: {"model", "data", "train", ...}, checked."""
     path = Path(run_dir) / CONFIG
     try:
-        if path.stat().st_size > 1 << 20:
-            raise CheckpointError(f"{path} is {path.stat().st_size:,} bytes; a minivae run "
-                                  "config is a few hundred: not from minivae")
-        cfg = json.loads(path.read_text(encoding="utf-8"))
+        cfg = read_json(path, CONFIG_BYTES, "minivae run config")
     except FileNotFoundError:
         raise CheckpointError(f"{run_dir} is not a minivae run folder (it has no {CONFIG})") \
             from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise CheckpointError(f"cannot read {path}: {e}") from e
+    except FileError as e:
+        raise CheckpointError(str(e)) from None
     if not isinstance(cfg, dict) or cfg.get("format") != RUN_FORMAT:
         raise CheckpointError(f"{path} is not a minivae run config (no format {RUN_FORMAT!r})")
     check_version(cfg.get("version"), path)
-    check_run(cfg, path)
-    return cfg
+    return check_run(cfg, path)
 
 
-def _train_settings(run, where):
-    """The run's TrainConfig, after checking it and the model's config (counted, not built);
-    CheckpointError naming ``where`` if either is not valid."""
+def read_evaluation(run_dir):
+    """evaluation.json as a dict, or None if there is none or it cannot be used (it is only
+    ever written again, from the checkpoint)."""
     try:
-        check_config(run["model"])
-    except InputError as e:
-        raise CheckpointError(f"{where}: cannot build the model it describes: {e}") from None
-    try:
-        return TrainConfig.from_dict(run["train"])
-    except (InputError, TypeError) as e:
-        raise CheckpointError(f"{where}: its training settings are not valid: {e}") from None
+        out = read_json(Path(run_dir) / EVALUATION, TEXT_BYTES, "evaluation file")
+    except (FileNotFoundError, FileError):
+        return None
+    return out if isinstance(out, dict) else None
 
 
 def write_metrics(run_dir, history):
     """metrics.jsonl: one line per finished epoch, rewritten whole (never half a line)."""
-    atomic_write(Path(run_dir) / METRICS, "".join(json.dumps(row) + "\n" for row in history))
+    atomic_write(Path(run_dir) / METRICS,
+                 "".join(json.dumps(row, allow_nan=False) + "\n" for row in history))
 
 
 @contextlib.contextmanager
@@ -224,10 +292,13 @@ def locked(run_dir):
     except ImportError:                              # not POSIX: no lock
         yield
         return
-    try:
-        fd = os.open(run_dir, os.O_RDONLY)
-    except FileNotFoundError:
+    try:                               # O_DIRECTORY: a FIFO or a device is refused, not opened
+        fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
         raise CheckpointError(f"no run folder at {run_dir}") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot open the run folder {run_dir}: {e.strerror or e}") \
+            from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

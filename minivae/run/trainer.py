@@ -48,7 +48,7 @@ from minivae.models import build
 from minivae.optim import SGD, Adam
 from minivae.run import checkpoint, folder
 from minivae.run.callbacks import ProgressBar, StopOnSignal, TestLoss, mean_terms
-from minivae.run.stopping import StopSignals, TrainingInterrupted
+from minivae.run.stopping import StopSignals, TrainingInterrupted, interruption
 from minivae.run.threads import Threads, check, largest_product
 from minivae.train import KLWarmup, Progress, fit
 
@@ -186,8 +186,11 @@ def _fit(s, signals, say, verbose):
     except NonFiniteError as e:                        # a layer, loss or gradient overflowed
         raise _diverged(s, f"a NaN or infinity appeared inside the model {divergence.where} "
                            f"({e})") from None
-    except KeyboardInterrupt:                          # a second Ctrl-C, or no handler
-        raise _stopped(s, signals, "at once") from None
+    except (KeyboardInterrupt, SystemError) as e:      # a second Ctrl-C, or no handler; also
+        stop = interruption(e)                         # from inside a jitted call (stopping.py)
+        if stop is None:
+            raise
+        raise _stopped(s, signals, "at once", getattr(stop, "signum", None)) from None
     finally:
         bar.close()
     if p.stop and p.epoch < cfg.epochs:
@@ -291,7 +294,7 @@ def _diverged(s, what):
         f"warm-up (--warmup 10); then `minivae train --resume --out {d} --lr ...`")
 
 
-def _stopped(s, signals, how):
+def _stopped(s, signals, how, signum=None):
     """The TrainingInterrupted to raise, saying what was kept and how to go on."""
     d = s.run.dir
     if how == "saved" and s.saved_at:
@@ -301,7 +304,7 @@ def _stopped(s, signals, how):
     else:
         kept = f"stopped at once; no checkpoint was saved yet in {d}"
     return TrainingInterrupted(f"{kept}; continue with `minivae train --resume --out {d}`",
-                               signals.requested or signal.SIGINT)
+                               signum or signals.requested or signal.SIGINT)
 
 
 def _finite(model):
