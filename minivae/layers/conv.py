@@ -142,8 +142,8 @@ class ConvTranspose2d(_Conv):
     OH = (H - 1) s - 2p + k + output_padding (OW alike): the input size of the Conv2d(O -> C,
     k, s, p) that this layer reverses. ``output_padding`` (0 <= op < s) picks among the
     sizes such a Conv2d maps to H: a decoder mirroring an encoder passes
-    op = (H_enc + 2p - k) % s; a pair (rows, columns) if they differ. Each input pixel stamps a copy of its kernel, scaled, onto the
-    output, s pixels apart from its neighbour's.
+    op = (H_enc + 2p - k) % s, a pair (rows, columns) if they differ. Each input pixel
+    stamps a copy of its kernel, scaled, onto the output, s pixels apart from its neighbour's.
 
         forward:   cols = x @ W;   y = act(col2im(cols) + b)        cols (N H W, O k k)
         backward:  da = dy * act'(y);   db += sum da;   dcols = im2col(da)
