@@ -513,12 +513,12 @@ print(f"MMD^2 between the codes and the prior: VAE {mmd_vae:.4f}, WAE {mmd_wae:.
 # total variance, so the sample variance of $z$ agrees with $\mathbb E\sigma^2 +
 # \mathrm{Var}\,\mu$ to within its standard error. Early in training (fast mode) the VAE's sums
 # are well above 1 and its codes are further from the prior than draws of
-# $\mathcal N(0, 1.5^2 I)$ would be; trained fully, the KL brings the sums to 0.9-1.25 and
-# both models' codes end up about equally close to the prior (MMD² 0.011 and 0.009 on a run
-# at full size). The WAE, which is trained on exactly this discrepancy, is close to the prior
-# early: its MMD² is less than half that of $\mathcal N(0, 1.5^2 I)$, and each dimension has
-# about the prior's mean and variance, with the skewness and excess kurtosis of a few tenths
-# that a deterministic code of digits has.
+# $\mathcal N(0, 1.5^2 I)$ would be; trained fully, the KL brings the sums down to 1.1-1.3 and
+# the codes much closer (MMD² 0.0053 at full size, against the WAE's 0.0019). The WAE, which
+# is trained on exactly this discrepancy, is close to the prior early: its MMD² is less than
+# half that of $\mathcal N(0, 1.5^2 I)$, and each dimension has about the prior's mean and
+# variance, with the skewness and excess kurtosis of a few tenths that a deterministic code of
+# digits has.
 
 # %%
 c = z_vae - z_vae.mean(axis=0)
@@ -603,9 +603,9 @@ plt.show()
 # than any samples: a decoder given a code of a real image is a much easier generator.
 #
 # The GAN needs time. In fast mode it has seen a few thousand batches and scores worst by far;
-# at full size (10 epochs of 60,000 images for every model) one run of this comparison gave
-# GAN 0.030, WAE 0.034 and VAE 0.053 (each $\pm$ 0.003): the GAN's samples, sharp but not
-# always digits, came out best, and a run whose GAN collapses onto a few digits would score
+# at full size (10 epochs of 60,000 images for every model) this lesson gives GAN 0.030,
+# WAE 0.034 and VAE 0.049 (each $\pm$ 0.002): the GAN's samples, sharp but not always
+# digits, come out best, and a run whose GAN collapses onto a few digits would score
 # worse (a collapsed set of samples is far from the test images in MMD, however sharp each is).
 
 # %%
