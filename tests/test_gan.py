@@ -304,6 +304,10 @@ def test_config_round_trips_and_parameters_are_counted():
         assert {k: v.shape for k, v in rebuilt.params.items()} == \
             {k: v.shape for k, v in gan.params.items()}
         assert parameter_count(config) == sum(v.size for v in gan.params.values())
+    # a config from someone else's file: refused before anything is allocated
+    _raises(lambda: build({"model": "gan", "x_dim": 784, "d_hidden": [10 ** 9]}), "gan",
+            "parameters")
+    _raises(lambda: build({"model": "gan", "x_dim": 784, "d_hidden": "64"}), "gan", "d_hidden")
 
 
 def test_sample_generate_and_discriminate():
