@@ -44,9 +44,11 @@ from minivae.optim import Adam
 from minivae.train import fit
 
 FAST = os.environ.get("MINIVAE_FAST") == "1"   # small and quick (the tests); full size otherwise
-N_TRAIN = 6_000 if FAST else 60_000            # training images used
-EPOCHS = 5 if FAST else 8                      # passes over the training images, per model
-BATCH = 64 if FAST else 128                    # examples per gradient step
+N_TRAIN = 60_000                               # all training images: units switch off only after
+                                               # thousands of steps on many images
+HIDDEN = (200,) if FAST else (400,)            # hidden units each way (fast mode: a cheaper net)
+EPOCHS = 4 if FAST else 8                      # passes over the training images, per model
+BATCH = 128                                    # examples per gradient step
 LR = 3e-3 if FAST else 1e-3                    # Adam's step size (fast mode: fewer, larger steps)
 Z_SIZES = (2, 10, 50)                          # the latent sizes compared in section 3
 N_CODES = 2_000 if FAST else 5_000             # images whose q(z|x) make up q(z) in the estimates
@@ -64,7 +66,7 @@ SHAPE, D = train_set.image_shape, x_train.shape[1]
 # %%
 models = {}
 for Z in Z_SIZES:
-    models[Z] = VAE(D, hidden=(400,), z_dim=Z, rng=0)
+    models[Z] = VAE(D, hidden=HIDDEN, z_dim=Z, rng=0)
     fit(models[Z], x_train, Adam(models[Z].params, lr=LR), EPOCHS, BATCH, rng=1)
     ev = evaluate(models[Z], x_test[:2000], rng=np.random.default_rng(0))
     print(f"Z = {Z:2d}: test negative ELBO {ev['nelbo']:.1f} = recon {ev['recon']:.1f} "
@@ -109,7 +111,7 @@ def log_q_agg(z, mu, logvar, chunk=500):
 
 mu2, logvar2 = codes(models[2], x_train[:N_CODES])
 t = np.linspace(-5, 5, 201)
-grid = np.stack(np.meshgrid(t, t), axis=-1).reshape(-1, 2)                     # (161^2, 2)
+grid = np.stack(np.meshgrid(t, t), axis=-1).reshape(-1, 2)                     # (201^2, 2)
 q_grid = np.exp(log_q_agg(grid, mu2, logvar2)).reshape(len(t), len(t))
 p_grid = np.exp(-0.5 * (grid ** 2).sum(axis=1)).reshape(len(t), len(t)) / (2 * np.pi)
 
@@ -160,7 +162,7 @@ assert np.allclose(var_grid, variance_law(mu2, logvar2), atol=0.03)
 # $$\mathrm{Var}_{q(z)}[z_j] = \underbrace{\mathbb{E}_x\big[\sigma_j^2(x)\big]}_{\text{noise the encoder adds}}
 #   + \underbrace{\mathrm{Var}_x\big[\mu_j(x)\big]}_{\text{spread of the codes}}.$$
 #
-# **Why the sum is close to 1.** The decoder can undo any affine change of one latent
+# **Why the sum is close to 1** (Asperti 2018; Asperti & Trentin 2020). The decoder can undo any affine change of one latent
 # coordinate, $z_j \to a z_j + b$ (its first layer absorbs $a$ and $b$ into its weights and
 # bias), so the reconstruction term cannot tell $a$ and $b$ apart; the KL term can. Under the
 # change $\mu_j \to a\mu_j + b$, $\sigma_j \to a\sigma_j$, the average KL of dimension $j$ becomes
@@ -179,34 +181,46 @@ assert np.allclose(var_grid, variance_law(mu2, logvar2), atol=0.03)
 # the saving is $\tfrac12(m_j^2 + V_j - 1 - \log V_j)$, the KL from $\mathcal N(m_j, V_j)$ to
 # $\mathcal N(0, 1)$.
 #
+# **How closely does a trained model obey it?** Loosely, and the reason is in the same formula:
+# near $V_j = 1$ the saving is about $(V_j - 1)^2 / 4$ nats, *second* order in the distance from
+# the law. A dimension with $V_j = 1.3$ would save 0.02 nats, a force far weaker than the noise
+# of the minibatch gradients, and training stops long before it has its way. So we expect each
+# $V_j$ near 1 but not on it: within $[0.85, 1.35]$ for $Z = 10$ and $Z = 50$, and for
+# $Z = 2$ as much as $[1, 2.5]$: with two coordinates to tell ten digits apart, the
+# reconstruction pulls the codes apart harder than the KL pulls them in, and the codes spread
+# wider than the prior. The means $\mathbb{E}[\mu_j]$ stay within 0.45 of 0.
+#
 # **Check** on the trained models: first the law of total variance, by sampling (draw
 # $z \sim q(z\mid x)$ for many $x$ and compare the variance of the draws with the formula);
-# then how close each model is to the law, measured by what matters, the nats of KL that the
-# rescaling would save.
+# then each $V_j$ and each mean against the ranges just stated; and the nats of KL the
+# rescaling would save, under a tenth of the KL.
 
 # %%
+LAW_RANGE = {2: (1.0, 2.5), 10: (0.85, 1.35), 50: (0.85, 1.35)}    # where V_j is expected, by Z
 rng = np.random.default_rng(1)
 for Z in Z_SIZES:
     mu, logvar = codes(models[Z], x_train[:N_CODES])
     z = mu + np.exp(0.5 * logvar) * rng.standard_normal(mu.shape)      # z ~ q(z): one per image
-    law = variance_law(mu, logvar)                                      # E sigma^2 + Var mu, (Z,)
+    law = variance_law(mu, logvar)                                      # V_j = E sigma^2 + Var mu
     sq = (z - z.mean(axis=0)) ** 2                                      # (n, Z)
     se = sq.std(axis=0, ddof=1) / np.sqrt(len(z))                       # s.e. of each variance
     assert np.all(np.abs(sq.mean(axis=0) - law) < 4 * se)               # law of total variance
     m, V = mu.mean(axis=0), law
     saving = 0.5 * (m ** 2 + V - 1 - np.log(V))                         # (Z,) nats per dimension
     kl = kl_per_dim(mu, logvar).sum()
-    print(f"Z = {Z:2d}: E sigma^2 + Var mu in [{law.min():.2f}, {law.max():.2f}], "
-          f"|E mu| up to {np.abs(m).max():.2f};  rescaling would save {saving.sum():.3f} nats "
-          f"of a KL of {kl:.1f} ({saving.sum() / kl:.1%})")
+    lo, hi = LAW_RANGE[Z]
+    print(f"Z = {Z:2d}: V_j = E sigma^2 + Var mu in [{law.min():.2f}, {law.max():.2f}] "
+          f"(expected within [{lo}, {hi}]), |E mu| up to {np.abs(m).max():.2f};  rescaling "
+          f"would save {saving.sum():.3f} nats of a KL of {kl:.1f} ({saving.sum() / kl:.1%})")
+    assert np.all((law >= lo) & (law <= hi)), (Z, law)
+    assert np.abs(m).max() < 0.45
     assert saving.sum() < 0.1 * kl
 
 # %% [markdown]
-# The models are near the law but not on it: up to a few percent of their KL could still be saved.
-# Training stops long before the minimum, and the direction that rescales a coordinate is a flat
-# valley for the reconstruction, where only the small KL gradient pushes, against the
-# reconstruction's push to spread the codes of different digits apart. (It is furthest for
-# $Z = 2$, where each coordinate has the most to separate.)
+# The models are near the law but not on it: up to a few percent of their KL could still be
+# saved. The direction that rescales a coordinate is a flat valley for the reconstruction, where
+# only the small, second-order KL gradient pushes. (It is furthest for $Z = 2$, where each
+# coordinate has the most to separate.)
 #
 # **The decoder really can undo the rescaling.** Let us do it to the $Z = 10$ model's
 # parameters. The encoder's last layer outputs $\mu$ and logvar side by side, so
@@ -224,7 +238,7 @@ m, V = mu.mean(axis=0), variance_law(mu, logvar)
 a, b = 1 / np.sqrt(V), -m / np.sqrt(V)                              # (10,) each: the best map
 saving = 0.5 * (m ** 2 + V - 1 - np.log(V))
 
-rescaled = VAE(D, hidden=(400,), z_dim=10, rng=0)
+rescaled = VAE(D, hidden=HIDDEN, z_dim=10, rng=0)
 for name, p in vae10.params.items():
     rescaled.params[name][...] = p                                  # a copy of the trained model
 enc_out, dec_in = rescaled.encoder.layers[-1], rescaled.decoder.layers[0]
@@ -291,8 +305,9 @@ plt.show()
 # %% [markdown]
 # **Check:** the small model uses both its dimensions. The large one spends its KL on a few
 # dimensions: the less used half of them holds a small share of it, and its total KL is not
-# five times that of $Z = 10$. After full training many dimensions are switched off completely
-# (fast mode stops while they are still on their way down).
+# five times that of $Z = 10$. And many of its dimensions are switched off completely, each
+# with a KL below 0.05 nats and $\mathbb{E}[\sigma_j^2] > 0.8$: more than 10 at full size, at
+# least 5 in fast mode, which stops earlier, while more dimensions are still on their way down.
 
 # %%
 s50 = summary[50]
@@ -304,8 +319,8 @@ print(f"Z = 50: the 25 least used dimensions hold {weak_share:.1%} of the KL; {o
 assert summary[2]["active"] == 2
 assert weak_share < 0.15
 assert summary[50]["kl"] < 2 * summary[10]["kl"]
-if not FAST:
-    assert off.sum() > 10 and s50["kl_dims"][off].max() < 0.05 and s50["sigma2"][off].min() > 0.8
+assert off.sum() >= (5 if FAST else 11)
+assert s50["kl_dims"][off].max() < 0.05 and s50["sigma2"][off].min() > 0.8
 
 # %% [markdown]
 # **The decoder ignores the unused dimensions.** Redraw the 25 least used ones from the prior,
@@ -336,6 +351,41 @@ assert change_off < (1.0 if FAST else 0.2) * change_on
 # a too large $\beta$ (lesson 6), *every* dimension can collapse.
 #
 # ## 4. Holes, and sampling from $q(z)$ instead of the prior
+#
+# **Two moments are not the density.** Section 2 showed that the KL term, through the decoder's
+# freedom to rescale, makes $q(z)$ match the prior's mean and variance in every coordinate.
+# Nothing in it constrains the rest of the shape (Asperti 2019). A standard normal has
+# skewness $\mathbb{E}[z^3] = 0$ and excess kurtosis $\mathbb{E}[z^4] - 3 = 0$; if $q(z_j)$ were
+# normal, the skewness and kurtosis of $n$ standardised draws would scatter around 0 with
+# standard errors $\sqrt{6/n}$ and $\sqrt{24/n}$. **Check**, on the active dimensions of each
+# model: some coordinate's third or fourth moment lies more than 4.5 standard errors from the
+# prior's, while draws of the prior itself, as many, stay within 4.5.
+
+# %%
+def standardised_moments(z):
+    """Skewness and excess kurtosis of each column of z (n, Z)."""
+    zc = (z - z.mean(axis=0)) / z.std(axis=0)
+    return (zc ** 3).mean(axis=0), (zc ** 4).mean(axis=0) - 3
+
+
+moment_rng = np.random.default_rng(11)
+for Z in Z_SIZES:
+    mu, logvar = codes(models[Z], x_train[:N_CODES])
+    used = mu.var(axis=0) > 0.01                                        # the active dimensions
+    z = (mu + np.exp(0.5 * logvar) * moment_rng.standard_normal(mu.shape))[:, used]
+    n_z = len(z)
+    skew, kurt = standardised_moments(z)
+    deviation = np.maximum(np.abs(skew) / np.sqrt(6 / n_z), np.abs(kurt) / np.sqrt(24 / n_z))
+    sk0, ku0 = standardised_moments(moment_rng.standard_normal(z.shape))   # the prior's draws
+    deviation0 = np.maximum(np.abs(sk0) / np.sqrt(6 / n_z), np.abs(ku0) / np.sqrt(24 / n_z))
+    print(f"Z = {Z:2d}, {used.sum()} active: skewness in [{skew.min():+.2f}, {skew.max():+.2f}], "
+          f"excess kurtosis in [{kurt.min():+.2f}, {kurt.max():+.2f}];  largest deviation "
+          f"{deviation.max():.1f} s.e. (prior draws: {deviation0.max():.1f})")
+    assert deviation.max() > 4.5 and deviation0.max() < 4.5
+
+# %% [markdown]
+# So $q(z)$ has the prior's first two moments, roughly, and not its shape. The difference is
+# where the holes are.
 #
 # **How far is $q(z)$ from the prior?** Lesson 7's decomposition of the average KL,
 #
@@ -402,13 +452,20 @@ assert frac["prior samples"] > frac["test codes"]
 assert median["prior samples"] < median["mixture samples"]
 
 # %% [markdown]
-# The mixture is the simplest remedy: fit a density to the codes after training (a "two-stage"
-# VAE). Others learn the prior during training (the VampPrior, a mixture of posteriors of
-# learned pseudo-inputs) so that the KL term itself pulls $q(z)$ and the prior together.
+# The mixture is the simplest remedy: fit a density to the codes after training, what Ghosh et
+# al. (2019) call **ex-post density estimation**. (The "two-stage VAE" of Dai & Wipf (2019) is a
+# different remedy: a second VAE, trained on the codes of the first, whose own prior fits
+# better.) Others change the prior during training, such as the VampPrior (Tomczak & Welling
+# 2018), a mixture of posteriors of learned pseudo-inputs, so that the KL term itself pulls
+# $q(z)$ and the prior together; or penalise the distance between $q(z)$ and the prior directly,
+# as the Wasserstein autoencoder does (Tolstikhin et al. 2018).
 #
 # ## Exercises
 #
-# Try each one before reading its solution cell; the check cell below it must pass either way.
+# Each exercise has a cell for your code, which starts as a stub, and a check cell that fails
+# until your code is right. This file also holds a worked solution after each stub; the
+# exercise version of the lesson, made by `python lessons/course.py versions`, leaves the
+# solutions out (lessons/README.md, "Exercises").
 #
 # **Exercise 1. Where the 1 comes from.** Take one latent dimension whose means have
 # $\mathbb{E}[\mu] = 0$ and $\mathrm{Var}[\mu] = v = 0.6$, and a constant $\sigma^2$.
@@ -418,7 +475,14 @@ assert median["prior samples"] < median["mixture samples"]
 # now, and what happened to the KL? (The ratio $v / \sigma^2$, how far apart codes are
 # compared with the noise, is the same before and after: same information, less KL.)
 
-# %%
+# %% tags=["exercise"]
+v = 0.6
+best_s2 = None                                   # your code: the sigma^2 that minimises the KL
+kl_fixed = None                                  # your code: the average KL on a grid of sigma^2
+kl_rescaled = None                               # your code: the KL after the best rescaling
+a2 = None                                        # your code: the best a^2
+
+# %% tags=["solution"]
 # Solution. (a) mean KL = 0.5 (v + sigma^2 - 1 - log sigma^2); its derivative in sigma^2,
 # 0.5 (1 - 1 / sigma^2), vanishes at sigma^2 = 1 whatever v is. The sum is 1 + v: no law.
 # (b) Rescaling multiplies both v and sigma^2 by a^2; by section 2 the best a^2 is 1 / (v + 1),
@@ -438,31 +502,71 @@ print(f"sigma^2 alone: {best_s2:.3f} (KL {kl_fixed.min():.4f}); "
       f"after rescaling: KL {kl_rescaled:.4f}")
 
 # %% [markdown]
-# **Exercise 2. Count active units with the library.** `minivae.evaluate.evaluate` reports
-# `active_units` and `variance_law` for a model. Check that they agree with what we computed by
-# hand in sections 2 and 3 for the $Z = 50$ model (on the same images).
+# **Exercise 2. The KL of a dimension, and the part of it the variance law leaves.** The
+# average KL of dimension $j$, $\overline{\mathrm{KL}}_j = \mathbb{E}_x\,\mathrm{KL}(q(z_j\mid x)\,\|\,
+# \mathcal N(0,1))$, is at least the KL of the Gaussian with $q(z_j)$'s mean $m_j$ and variance
+# $V_j$ (section 2), $\tfrac12(m_j^2 + V_j - 1 - \log V_j)$: the part a rescaling could remove.
+# Show that the difference is exactly
+#
+# $$\overline{\mathrm{KL}}_j - \tfrac12\big(m_j^2 + V_j - 1 - \log V_j\big)
+#   = \tfrac12\big(\log V_j - \mathbb{E}_x[\log \sigma_j^2(x)]\big) \;\ge\; 0,$$
+#
+# and why it is never negative. Write `kl_gap(mu, logvar)` returning the left side per
+# dimension, from `kl_per_dim` and the moments, and `kl_gap_formula(mu, logvar)` returning the
+# right side. The check runs both on every model's codes. (This gap is the information the
+# dimension carries plus how far $q(z_j)$ is from Gaussian: it is what the KL term charges that
+# no rescaling can remove.)
+
+# %% tags=["exercise"]
+def kl_gap(mu, logvar):
+    """Average KL per dimension minus 0.5 (m^2 + V - 1 - log V).   (n, Z) x 2 -> (Z,)."""
+    return None                                  # your code
+
+
+def kl_gap_formula(mu, logvar):
+    """0.5 (log V - E log sigma^2) per dimension.   (n, Z) x 2 -> (Z,)."""
+    return None                                  # your code
+
+# %% tags=["solution"]
+# Solution. Average the analytic KL over x: 0.5 (E mu^2 + E sigma^2 - 1 - E log sigma^2), and
+# E mu^2 = m^2 + Var mu, so with V = Var mu + E sigma^2 it is 0.5 (m^2 + V - 1 - E log sigma^2).
+# Subtract 0.5 (m^2 + V - 1 - log V): 0.5 (log V - E log sigma^2). Never negative: V >= E sigma^2,
+# and log E sigma^2 >= E log sigma^2 (Jensen: log is concave).
+def kl_gap(mu, logvar):
+    """Average KL per dimension minus 0.5 (m^2 + V - 1 - log V).   (n, Z) x 2 -> (Z,)."""
+    m, V = mu.mean(axis=0), variance_law(mu, logvar)
+    return kl_per_dim(mu, logvar) - 0.5 * (m ** 2 + V - 1 - np.log(V))
+
+
+def kl_gap_formula(mu, logvar):
+    """0.5 (log V - E log sigma^2) per dimension.   (n, Z) x 2 -> (Z,)."""
+    return 0.5 * (np.log(variance_law(mu, logvar)) - logvar.mean(axis=0))
 
 # %%
-# Solution.
-ev50 = evaluate(vae50, x_test[:N_CODES], rng=np.random.default_rng(0))
-mu, logvar = codes(vae50, x_test[:N_CODES])
-
-# %%
-assert ev50["active_units"] == summary[50]["active"]
-assert np.allclose(ev50["variance_law"], variance_law(mu, logvar), atol=1e-4)
-print(f"evaluate: {ev50['active_units']} active units; variance law within "
-      f"[{min(ev50['variance_law']):.3f}, {max(ev50['variance_law']):.3f}]")
+for Z in Z_SIZES:
+    mu, logvar = codes(models[Z], x_test[:N_CODES])
+    gap, formula = kl_gap(mu, logvar), kl_gap_formula(mu, logvar)
+    print(f"Z = {Z:2d}: gap per dimension in [{gap.min():.4f}, {gap.max():.4f}] nats, "
+          f"{gap.sum():.2f} of the KL {kl_per_dim(mu, logvar).sum():.2f}")
+    assert np.max(np.abs(gap - formula)) < 1e-10 and gap.min() >= -1e-12
 
 # %% [markdown]
 # ## Summary
 #
 # * The decoder is trained on the **aggregate posterior** $q(z) = \mathbb{E}_x q(z\mid x)$ and
 #   sampled on the prior. The KL term keeps them close, not equal.
-# * **Variance law:** because the decoder can undo an affine rescaling of any latent coordinate,
+# * **Variance law** (Asperti): because the decoder can undo an affine rescaling of any latent coordinate,
 #   a trained VAE has $\mathbb{E}[\mu_j] \approx 0$ and $\mathbb{E}[\sigma_j^2] + \mathrm{Var}[\mu_j] \approx 1$
 #   in every dimension: $q(z)$ matches the prior's first two moments, coordinate by coordinate.
 # * Dimensions split that 1 between signal ($\mathrm{Var}\,\mu$) and noise ($\sigma^2$). Unneeded
 #   dimensions go fully to noise, $q(z_j\mid x) = \mathcal N(0, 1)$: **inactive**, ignored by the
 #   decoder, free of KL.
-# * Matching moments is not matching densities: $q(z)$ has **holes** the prior fills. A
-#   Gaussian mixture fitted to the codes samples where the decoder was trained.
+# * Matching moments is not matching densities: $q(z)$'s higher moments differ from the prior's,
+#   and it has **holes** the prior fills. A Gaussian mixture fitted to the codes after training
+#   (ex-post density estimation) samples where the decoder was trained.
+#
+# **Read more** ([REFERENCES.md](REFERENCES.md)): Asperti 2018 and Asperti & Trentin 2020 (the
+# variance law, sparsity), Asperti 2019 (the moments the KL does not fix); Burda et al. 2015
+# (active units); Hoffman & Johnson 2016 (the KL split); Ghosh et al. 2019 (ex-post density
+# estimation); Dai & Wipf 2019 (the two-stage VAE); Tomczak & Welling 2018 (the VampPrior);
+# Tolstikhin et al. 2018 (Wasserstein autoencoders).
