@@ -102,11 +102,11 @@ N_VAR, R_VAR = (5, 8) if FAST else (20, 20)   # test images x repeated runs, for
 
 # %%
 rng = np.random.default_rng(2024)
-d, Z, s = 5, 2, 0.5                              # data dim, latent dim, noise standard deviation
-W = rng.standard_normal((d, Z))                  # (d, Z)
-b = rng.standard_normal(d)                       # (d,)
+D, Z, s = 5, 2, 0.5                              # data dim, latent dim, noise standard deviation
+W = rng.standard_normal((D, Z))                  # (D, Z)
+b = rng.standard_normal(D)                       # (D,)
 z_true = rng.standard_normal(Z)
-x = W @ z_true + b + s * rng.standard_normal(d)  # (d,)  lesson 4's observation
+x = W @ z_true + b + s * rng.standard_normal(D)  # (D,)  lesson 4's observation
 
 
 def gauss_logpdf(y, mean, cov):
@@ -124,7 +124,7 @@ def kl_gauss(mu, Sigma, m, S):
                   + np.linalg.slogdet(S)[1] - np.linalg.slogdet(Sigma)[1])
 
 
-log_px = gauss_logpdf(x[None], b, W @ W.T + s**2 * np.eye(d))[0]    # exact log p(x)
+log_px = gauss_logpdf(x[None], b, W @ W.T + s**2 * np.eye(D))[0]    # exact log p(x)
 Lam = np.eye(Z) + W.T @ W / s**2                                     # posterior precision
 S_post = np.linalg.inv(Lam)                                          # (Z, Z)
 m_post = S_post @ W.T @ (x - b) / s**2                               # (Z,)
@@ -149,7 +149,7 @@ def log_weights(n, rng):
     mu = np.broadcast_to(mu_q, (n, Z)).copy()                              # (n, Z)
     logvar = np.broadcast_to(logvar_q, (n, Z)).copy()                      # (n, Z)
     z = Reparameterize(rng).forward(mu, logvar)                            # (n, Z)
-    mean = z @ W.T + b                                                     # (n, d)
+    mean = z @ W.T + b                                                     # (n, D)
     log_lik = -losses.gaussian_nll(mean, 2 * np.log(s), np.broadcast_to(x, mean.shape))[0]
     log_prior = -losses.gaussian_nll(np.zeros_like(z), 0.0, z)[0]
     log_q = -losses.gaussian_nll(mu, logvar, z)[0]
@@ -245,7 +245,7 @@ assert np.log(w_demo.mean()) >= np.log(loo).mean()
 # ### $\mathrm{IWAE}_k$ against the exact $\log p(x)$
 #
 # Now estimate $\mathrm{IWAE}_k$ on probabilistic PCA for $k$ from 1 to 1000: for each $k$,
-# repeat the $k$-sample estimate $\log \hat p_k$ many times ($R = $ `BUDGET // k` runs) and
+# repeat the $k$-sample estimate $\log \hat p_k$ many times (`BUDGET // k` runs) and
 # average. One practical detail first: we never compute $w = e^{\log w}$ and then average.
 # We compute $\log \frac1k \sum_i e^{a_i}$ from the log weights $a_i$ directly, by factoring
 # out the largest, $m = \max_i a_i$:
@@ -297,17 +297,17 @@ print(f"gap: {log_px - elbo_exact:.3f} nats at k = 1, "
 # ## 3. How fast does it tighten? Bias and spread both fall like $1/k$
 #
 # Write $\hat p_k / p(x) = 1 + \delta$. Then $\mathbb{E}[\delta] = 0$ and
-# $\mathrm{Var}[\delta] = V / k$ with $V = \mathrm{Var}_q[w / p(x)]$, the relative variance of
-# one weight. For large $k$, $\delta$ is small, and a second-order Taylor expansion,
+# $\mathrm{Var}[\delta] = \chi^2 / k$ with $\chi^2 = \mathrm{Var}_q[w / p(x)]$, the relative variance of
+# one weight (it is the $\chi^2$ divergence of the posterior from $q$). For large $k$, $\delta$ is small, and a second-order Taylor expansion,
 # $\log(1 + \delta) \approx \delta - \delta^2 / 2$, gives (the "delta method")
 #
-# $$\mathbb{E}\big[\log \hat p_k\big] \approx \log p(x) - \frac{V}{2k}, \qquad
-#   \mathrm{Var}\big[\log \hat p_k\big] \approx \frac{V}{k}.$$
+# $$\mathbb{E}\big[\log \hat p_k\big] \approx \log p(x) - \frac{\chi^2}{2k}, \qquad
+#   \mathrm{Var}\big[\log \hat p_k\big] \approx \frac{\chi^2}{k}.$$
 #
 # The remaining gap is half the variance, and both shrink like $1/k$: ten times more samples
 # for a ten times smaller gap.
 #
-# **$V$ in closed form.** Since $p(x, z) = p(x)\, p(z \mid x)$, the relative weight is a ratio of
+# **$\chi^2$ in closed form.** Since $p(x, z) = p(x)\, p(z \mid x)$, the relative weight is a ratio of
 # two Gaussian densities, $w / p(x) = \mathcal N(z \mid m, S) / \mathcal N(z \mid \mu, \Sigma)$,
 # and
 #
@@ -318,7 +318,7 @@ print(f"gap: {log_px - elbo_exact:.3f} nats at k = 1, "
 # $c = -\frac Z2 \log 2\pi - \log\det S + \frac12 \log\det\Sigma - m^\top S^{-1} m + \frac12 \mu^\top \Sigma^{-1}\mu$.
 # The Gaussian integral $\int e^{-\frac12 z^\top A z + \beta^\top z} dz = (2\pi)^{Z/2} \det(A)^{-1/2} e^{\frac12 \beta^\top A^{-1} \beta}$
 # is finite **only if $A$ is positive definite**, that is, if $\Sigma - S/2$ is: in every
-# direction, $q$'s variance must exceed half the posterior's. Otherwise $V = \infty$:
+# direction, $q$'s variance must exceed half the posterior's. Otherwise $\chi^2 = \infty$:
 # $\hat p_k$ is still unbiased and the bound still tightens, but slower than $1/k$, and the
 # spread across runs becomes a poor guide. Keep this in mind for the VAE: the ELBO rewards
 # encoders that are *narrower* than the posterior (lesson 4, exercise 2).
@@ -336,10 +336,10 @@ def log_second_moment(mu, Sigma, m, S):
             - 0.5 * np.linalg.slogdet(A)[1])
 
 
-V = np.expm1(log_second_moment(mu_q, Sigma_q, m_post, S_post))   # Var[w / p(x)] = E[(w/p)^2] - 1
-V_mc, V_se = (ratio ** 2).mean() - 1, (ratio ** 2).std(ddof=1) / np.sqrt(n_is)
-print(f"V = Var[w / p(x)]: closed form {V:.4f}, from the {n_is} weights of section 1 "
-      f"{V_mc:.4f} +- {V_se:.4f}")
+chi2 = np.expm1(log_second_moment(mu_q, Sigma_q, m_post, S_post))   # Var[w / p(x)] = E[(w/p)^2] - 1
+chi2_mc, chi2_se = (ratio ** 2).mean() - 1, (ratio ** 2).std(ddof=1) / np.sqrt(n_is)
+print(f"chi^2 = Var[w / p(x)]: closed form {chi2:.4f}, from the {n_is} weights of section 1 "
+      f"{chi2_mc:.4f} +- {chi2_se:.4f}")
 
 ks = np.array(KS_PPCA)
 gap = log_px - iwae_ppca                                                # (K,)
@@ -352,33 +352,34 @@ ax1.set(xscale="log", xlabel="importance samples $k$", ylabel="nats",
         title="probabilistic PCA: the bound climbs to log p(x)")
 ax1.legend(loc="lower right")
 ax2.loglog(ks, spread, "o", color="C0", label=r"std of $\log \hat p_k$ over runs")
-ax2.loglog(ks, np.sqrt(V / ks), color="C0", lw=1, label=r"$\sqrt{V/k}$")
+ax2.loglog(ks, np.sqrt(chi2 / ks), color="C0", lw=1, label=r"$\sqrt{\chi^2/k}$")
 ok = gap > 2 * iwae_se                                                  # gaps measured clearly
 ax2.loglog(ks[ok], gap[ok], "s", color="C1", label=r"gap $\log p(x) - $IWAE$_k$")
-ax2.loglog(ks, V / (2 * ks), color="C1", lw=1, label=r"$V / (2k)$")
+ax2.loglog(ks, chi2 / (2 * ks), color="C1", lw=1, label=r"$\chi^2 / (2k)$")
 ax2.set(xlabel="importance samples $k$", ylabel="nats", title="bias and spread fall like 1/k")
 ax2.legend()
 plt.show()
 
 # %% [markdown]
-# **Check:** the closed-form $V$ matches the sampled one; it is finite for a $q$ centred on the
+# **Check:** the closed-form $\chi^2$ matches the sampled one; it is finite for a $q$ centred on the
 # posterior with 0.6 times its covariance, infinite with 0.4 times; for large $k$ the variance
-# across runs is $V/k$ (to 4 standard errors of a sample variance, $\sqrt{2/(R-1)}$ relative) and
-# the gap is $V / (2k)$. The delta method is only the leading term, so the gap is allowed
+# across $n_{\text{run}}$ runs is $\chi^2/k$ (to 4 standard errors of a sample variance,
+# $\sqrt{2/(n_{\text{run}}-1)}$ relative) and
+# the gap is $\chi^2 / (2k)$. The delta method is only the leading term, so the gap is allowed
 # 15% for the next order, plus 4 standard errors.
 
 # %%
-assert abs(V_mc - V) < 4 * V_se
+assert abs(chi2_mc - chi2) < 4 * chi2_se
 assert np.isfinite(log_second_moment(m_post, 0.6 * S_post, m_post, S_post))   # Sigma > S/2
 assert log_second_moment(m_post, 0.4 * S_post, m_post, S_post) == np.inf      # too narrow
 for k in (200, 500, 1000):
     R = len(ppca_runs[k])
     var_k = ppca_runs[k].var(ddof=1)
-    assert abs(k * var_k / V - 1) < 4 * np.sqrt(2 / (R - 1)), (k, k * var_k / V)
+    assert abs(k * var_k / chi2 - 1) < 4 * np.sqrt(2 / (R - 1)), (k, k * var_k / chi2)
 for k in (20, 50, 100):
     i = KS_PPCA.index(k)
-    assert abs(gap[i] / (V / (2 * k)) - 1) < 0.15 + 4 * iwae_se[i] / (V / (2 * k)), (k, gap[i])
-print("k x Var[log p_hat_k] / V at k = 1000:", round(1000 * ppca_runs[1000].var(ddof=1) / V, 3))
+    assert abs(gap[i] / (chi2 / (2 * k)) - 1) < 0.15 + 4 * iwae_se[i] / (chi2 / (2 * k)), (k, gap[i])
+print("k x Var[log p_hat_k] / chi^2 at k = 1000:", round(1000 * ppca_runs[1000].var(ddof=1) / chi2, 3))
 
 # %% [markdown]
 # ### It can undershoot by a lot, but hardly ever overshoot
@@ -660,7 +661,7 @@ print(f"IWAE_1 (the ELBO) -> IWAE_{k_max}: {iwae_mnist[k_max].mean() - iwae_mnis
 # ### How much does one run vary?
 #
 # An IWAE estimate is random: run it again with other samples and you get another number.
-# Repeat it $R$ times on a few test images and look at the spread, image by image.
+# Repeat it `R_VAR` times on a few test images and look at the spread, image by image.
 
 # %%
 x_var = x_eval[:N_VAR]
@@ -725,17 +726,17 @@ print(f"half the variance of one run at k = {k_max} (median image): "
 # |---|---|---|---|---|---|
 # | Burda et al. 2015, Table 1 | dynamic | VAE, 784-200-200-50, tanh | 3,280 epochs, batch 20 | $k = 5000$, full test set | 86.76 |
 # | Burda et al. 2015, Appendix D | static (this data) | the same | 3,280 epochs | $k = 5000$, full test set | 88.71 |
-# | Rezende & Mohamed 2015, as cited by a VAE benchmark library | static | VAE, one stochastic layer | | | about 89.9 |
-# | that library's reproduction | static | the same | | 200 importance samples | 89.78 |
-# | that library's IWAE ($k = 50$ in *training*) | static | IWAE | | | 86.82 |
+# | Rezende & Mohamed 2015, Table 1, as cited by Pythae | static | VAE, one stochastic layer | | | about 89.9 |
+# | Pythae's reproduction (Chadebec et al. 2022) | static | the same | | 200 importance samples | 89.78 |
+# | Pythae's IWAE ($k = 50$ in *training*; Burda et al. report 87.1) | static | IWAE | | $k = 5000$ | 86.82 |
 # | **this lesson** | static | VAE, 784-200-20, ReLU | see below | see below | see below |
 
 # %%
-published = {"VAE, about (Rezende & Mohamed 2015, as cited)": 89.9,
-             "VAE, reproduction (200 importance samples)": 89.78,
+published = {"VAE, about (Rezende & Mohamed 2015, as cited by Pythae)": 89.9,
+             "VAE, Pythae's reproduction (200 importance samples)": 89.78,
              "VAE, Burda et al. App. D (static, k = 5000)": 88.71,
              "VAE, Burda et al. (dynamic binarization)": 86.76,
-             "IWAE k = 50 (static, reproduction)": 86.82}
+             "IWAE k = 50 (static, Pythae's reproduction)": 86.82}
 print(f"this lesson: {vae}, {EPOCHS} epoch(s) on {len(x_train)} images, batch 100, Adam 3e-3")
 print(f"test NLL <= {nll:.2f} nats  (IWAE, k = {k_max}, {N_EVAL} random test images, "
       f"+- {pick_se:.2f} from the choice of images)")
@@ -770,9 +771,14 @@ print(f"gap to the closest comparable protocol (static, one-layer VAE, Burda App
       f"{nll - 88.71:+.2f} nats")
 
 # %% [markdown]
-# ## Exercise: how many samples really count?
+# ## Exercises
 #
-# The **effective sample size** of $k$ importance weights,
+# Each exercise has a cell for your code, which starts as a stub, and a check cell that fails
+# until your code is right. This file also holds a worked solution after each stub; the
+# exercise version of the lesson, made by `python lessons/course.py versions`, leaves the
+# solutions out (lessons/README.md, "Exercises").
+#
+# **Exercise 1. How many samples really count?** The **effective sample size** of $k$ importance weights,
 #
 # $$\mathrm{ESS} = \frac{\big(\sum_i w_i\big)^2}{\sum_i w_i^2},$$
 #
@@ -784,7 +790,19 @@ print(f"gap to the closest comparable protocol (static, one-layer VAE, Burda App
 # exactly $k$ when $q$ is the true posterior of probabilistic PCA; (c) it lies in $[1, k]$ for
 # the VAE's weights. How many of $k$ samples effectively count for a test digit?
 
-# %%
+# %% tags=["exercise"]
+def ess(log_w):
+    """Effective sample size of each row of log weights (B, k)  ->  (B,)."""
+    return None                                  # your code
+
+
+ppca_lw = lw[:1000].reshape(10, 100)             # 10 rows of k = 100 weights (section 1)
+naive_ess = None                                 # your code: the naive formula, in float64
+lw_post = None                                   # your code: (100,) log weights with q = the posterior
+k_ess = KS_VAE[-1]
+ess_vae = None                                   # your code: ESS of k_ess VAE weights per image of x_var
+
+# %% tags=["solution"]
 # Solution.
 def ess(log_w):
     """Effective sample size of each row of log weights (B, k)  ->  (B,)."""
@@ -797,7 +815,7 @@ ppca_lw = lw[:1000].reshape(10, 100)                             # 10 rows of k 
 naive_ess = np.exp(ppca_lw).sum(1) ** 2 / (np.exp(ppca_lw) ** 2).sum(1)
 
 z_post = m_post + np.random.default_rng(7).standard_normal((100, Z)) @ np.linalg.cholesky(S_post).T
-mean_post = z_post @ W.T + b                                     # (100, d)
+mean_post = z_post @ W.T + b                                     # (100, D)
 lw_post = (-losses.gaussian_nll(mean_post, 2 * np.log(s), np.broadcast_to(x, mean_post.shape))[0]
            - losses.gaussian_nll(np.zeros_like(z_post), 0.0, z_post)[0]
            - gauss_logpdf(z_post, m_post, S_post))               # q = the exact posterior
@@ -818,14 +836,40 @@ assert np.all((ess_vae >= 1) & (ess_vae <= k_ess))
 # the heavy tail of section 3 at work, and one more reason to check an estimate by repeating
 # it rather than by the formula for its standard error.
 #
+# **Exercise 2. Choose $k$ before you sample.** For probabilistic PCA with section 1's $q$, use
+# the delta method of section 3 and the closed-form $\chi^2$ to predict the smallest $k$,
+# `k_needed`, for which the gap $\log p(x) - \mathrm{IWAE}_k$ is below 0.01 nats. The check
+# measures the gap at `k_needed` (it must be below 0.01, give or take 4 standard errors and
+# the 15% the delta method is allowed in section 3) and at `k_needed // 4` (above 0.01).
+
+# %% tags=["exercise"]
+k_needed = None                                  # your code: an int
+
+# %% tags=["solution"]
+# Solution. The gap is about chi^2 / (2k); it is below 0.01 once k >= chi^2 / (2 * 0.01).
+k_needed = int(np.ceil(chi2 / (2 * 0.01)))
+print(f"chi^2 = {chi2:.3f}: k_needed = {k_needed}")
+
+# %%
+gaps_k = {}
+for k_try in (k_needed // 4, k_needed):
+    runs_k = iwae_runs(k_try, BUDGET // k_try, np.random.default_rng(77 + k_try))
+    gaps_k[k_try] = (log_px - runs_k.mean(), runs_k.std(ddof=1) / np.sqrt(len(runs_k)))
+    print(f"k = {k_try}: gap {gaps_k[k_try][0]:.4f} +- {gaps_k[k_try][1]:.4f}")
+assert gaps_k[k_needed][0] < 0.01 * 1.15 + 4 * gaps_k[k_needed][1]
+assert gaps_k[k_needed // 4][0] > 0.01 + 4 * gaps_k[k_needed // 4][1]
+
+# %% [markdown]
+# That is the use of the delta method: a budget before the run.
+#
 # ## Summary
 #
 # * $\hat p_k = \frac1k \sum_i p(x, z_i) / q(z_i \mid x)$ is unbiased for $p(x)$; its log is
 #   biased low, by Jensen. Its expectation is $\mathrm{IWAE}_k$, and
 #   $\mathrm{ELBO} = \mathrm{IWAE}_1 \le \mathrm{IWAE}_k \le \mathrm{IWAE}_{k+1} \le \log p(x)$.
-# * When the weights have finite variance $V$, the gap and the variance both fall like
-#   $1/k$: gap $\approx V/(2k)$, variance $\approx V/k$. An encoder narrower than the
-#   posterior can make $V$ infinite and convergence slower.
+# * When the relative variance of the weights, $\chi^2$, is finite, the gap and the variance
+#   both fall like $1/k$: gap $\approx \chi^2/(2k)$, variance $\approx \chi^2/k$. An encoder
+#   narrower than the posterior can make $\chi^2$ infinite and convergence slower.
 # * A single run overestimates $\log p(x)$ by $t$ nats with probability at most $e^{-t}$:
 #   a reported NLL is conservative.
 # * Average weights in log space with log-sum-exp: naive exponentials underflow or overflow
@@ -833,3 +877,8 @@ assert np.all((ess_vae >= 1) & (ess_vae <= k_ess))
 # * Report the model, the training budget, the binarization, the $k$ and the test set used.
 #   Our few-epoch 784-200-20 VAE lands a few nats behind the published results, for reasons
 #   we can name.
+#
+# **Read more** ([REFERENCES.md](REFERENCES.md)): Burda et al. 2015 (the IWAE bound); Nowozin 2018
+# (its bias, by the delta method); Domke & Sheldon 2018 (importance weighting and variational
+# inference); Larochelle & Murray 2011 (the static binarization); Rezende & Mohamed 2015 and
+# Chadebec et al. 2022, Pythae (the published numbers).
