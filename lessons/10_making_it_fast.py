@@ -1169,9 +1169,14 @@ else:
           "Speed section)")
 
 # %% [markdown]
-# ## Exercise
+# ## Exercises
 #
-# **Write the fused backward of the sigmoid.** For $y = \sigma(a)$, $\sigma'(a) = y(1 - y)$, so
+# Each exercise has a cell for your code, which starts as a stub, and a check cell that fails
+# until your code is right. This file also holds a worked solution after each stub; the
+# exercise version of the lesson, made by `python lessons/course.py versions`, leaves the
+# solutions out (lessons/README.md, "Exercises").
+#
+# **Exercise 1. Write the fused backward of the sigmoid.** For $y = \sigma(a)$, $\sigma'(a) = y(1 - y)$, so
 # the backward of a `Dense` layer with sigmoid activation needs
 # $da = dy \odot y \odot (1 - y)$ and $db = \sum_n da_n$. Write it as one `@njit` kernel,
 # `sigmoid_backward_bias(dy, y, out, db)`, that reads each element once and adds into `db`
@@ -1180,7 +1185,14 @@ else:
 # 1e-12. Then time it against the twin and against minivae's generic kernel (no assert: read
 # the ratios, and recall section 5).
 
-# %%
+# %% tags=["exercise"]
+@njit
+def sigmoid_backward_bias(dy, y, out, db):
+    """out = dy * y * (1 - y);  db[h] += sum_n out[n, h].   dy, y, out (N, H); db (H,)."""
+    out[:] = 0.0                                 # your code: one pass over the elements
+    return out
+
+# %% tags=["solution"]
 # Solution.
 @njit
 def sigmoid_backward_bias(dy, y, out, db):
@@ -1209,6 +1221,39 @@ t, _ = bench({"yours": lambda: sigmoid_backward_bias(dy_e, y_e, buf, db_buf),
               "NumPy twin": lambda: A.act_backward_bias_np(dy_e, y_e, A.SIGMOID, 0.0, buf, db_buf)})
 print("median CPU time, float64 (128, 400):  "
       + ",  ".join(f"{k} {v * 1e6:.1f} us" for k, v in t.items()))
+
+# %% [markdown]
+# **Exercise 2. Count a step's FLOPs from the shapes.** Section 6 counted the FLOPs of a
+# training step by adding up the 11 timed products. Count them from the shapes instead:
+# write `step_flop_count(n, layers)` for a batch of `n` and dense layers `layers` (a list of
+# `(D, H)`), at $2NDH$ FLOPs per product, three products per layer, less the first layer's
+# $dx$. Then check section 6's claim that the skipped product is 16 % of a full step's FLOPs.
+
+# %% tags=["exercise"]
+def step_flop_count(n, layers):
+    """FLOPs of the matrix products of one training step.   layers: [(D, H), ...]."""
+    return None                                  # your code
+
+
+skipped_share = None                             # your code: the first layer's dx / 12 products
+
+# %% tags=["solution"]
+# Solution. Forward x W, backward x^T da and da W^T: three products of 2 N D H FLOPs each per
+# layer, 6 N D H, less 2 N D H for the first layer's dx.
+def step_flop_count(n, layers):
+    """FLOPs of the matrix products of one training step.   layers: [(D, H), ...]."""
+    d0, h0 = layers[0]
+    return sum(6 * n * d * h for d, h in layers) - 2 * n * d0 * h0
+
+
+skipped_share = 2 * N * LAYERS[0][0] * LAYERS[0][1] / sum(6 * N * d * h for d, h in LAYERS)
+
+# %%
+print(f"from the shapes: {step_flop_count(N, LAYERS) / 1e6:.1f} MFLOP; from the timed products "
+      f"{step_flops / 1e6:.1f} MFLOP; the skipped dx is {skipped_share:.1%} of a full step")
+assert step_flop_count(N, LAYERS) == step_flops
+assert step_flop_count(64, [(10, 5)]) == 4 * 64 * 10 * 5
+assert 0.155 < skipped_share < 0.165                                 # "16 %" in section 6
 
 # %% [markdown]
 # ## Summary
@@ -1240,3 +1285,7 @@ print("median CPU time, float64 (128, 400):  "
 # * Against another library, measure whole runs side by side: a fresh process per turn,
 #   alternating turns, medians and a ratio; `python benchmarks/vae_speed.py [--iwae]`, whose
 #   figures are in the README's Speed section.
+#
+# **Read more** ([REFERENCES.md](REFERENCES.md)): Goto & van de Geijn 2008 (how BLAS reaches its
+# rate); Lam, Pitrou & Seibert 2015 (numba); Williams, Waterman & Patterson 2009 (the roofline
+# model).
