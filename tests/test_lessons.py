@@ -37,6 +37,7 @@ FAST_LINE = 'FAST = os.environ.get("MINIVAE_FAST") == "1"'
 FULL = os.environ.get("MINIVAE_LESSONS_FULL") == "1"
 CELL_TIMEOUT = 7200 if FULL else 600      # seconds per cell; a fast-mode lesson takes ~30 s in all
 REPLAY = "minivae_replay"                 # metadata key of the replayed cells that must fail
+NOT_YET_IN_EXERCISE_FORMAT = {"11_convolutions"}   # lessons still to convert (reported as skips)
 
 
 def load_course():
@@ -82,6 +83,31 @@ def test_lesson_runs_as_a_notebook(path):
               and not any(o.output_type == "error" for o in c.outputs)]
     assert not passed, (f"{path.name}: the check of exercise(s) {passed} passes with the stub; "
                         "a student's unfinished code must fail it")
+
+
+@pytest.mark.parametrize("path", LESSON_FILES, ids=[p.stem for p in LESSON_FILES])
+def test_exercises_can_be_assigned(path):
+    """At least two exercises; each has a stub, a solution, and a check that asserts; the
+    exercise version holds no solution, the solution version no stub."""
+    if path.stem in NOT_YET_IN_EXERCISE_FORMAT:
+        pytest.skip(f"{path.name}: its exercises are not yet in the stub/solution format of "
+                    "lessons/README.md (issue 18)")
+    nb = course.read_lesson(path)
+    found = course.exercises(nb)
+    assert len(found) >= 2, f"{path.name}: expected at least two exercises, found {len(found)}"
+    for n, ex in enumerate(found, 1):
+        where = f"{path.name}, exercise {n}"
+        assert ex["stubs"], f"{where}: no stub cell (tags=[\"exercise\"]) under the question"
+        assert any(c.cell_type == "code" for c in ex["solutions"]), f"{where}: no solution cell"
+        assert ex["check"] is not None and "assert" in ex["check"].source, (
+            f"{where}: expected a check cell with an assert after the solution")
+        assert not any(c.cell_type == "code" and "Solution" in c.source for c in ex["stubs"]), where
+    exercise_version = course.version(nb, course.EXERCISE)
+    assert not any(course.SOLUTION in course.tags(c) for c in exercise_version.cells)
+    assert not any(c.cell_type == "code" and c.source.lstrip().startswith("# Solution")
+                   for c in exercise_version.cells), f"{path.name}: a solution left untagged"
+    solution_version = course.version(nb, course.SOLUTION)
+    assert not any(course.EXERCISE in course.tags(c) for c in solution_version.cells)
 
 
 @pytest.mark.parametrize("fails", [False, True], ids=["passing", "failing"])
