@@ -149,7 +149,7 @@ assert abs(recon_error(xs, xs_bar + V @ rng.standard_normal(Z), V) - J_direct) /
 # * $\sum_i w_i = \operatorname{tr}\big(V^\top (\textstyle\sum_i v_i v_i^\top) V\big) = \operatorname{tr}(V^\top V) = Z$.
 #
 # Maximising $\sum_i \lambda_i w_i$ under these constraints is easy: put weight 1 on the $Z$
-# largest eigenvalues and 0 elsewhere. $V_Z = [v_1, \dots, v_k]$ achieves it. So the best
+# largest eigenvalues and 0 elsewhere. $V_Z = [v_1, \dots, v_Z]$ achieves it. So the best
 # $Z$-dimensional plane is spanned by the top $Z$ eigenvectors of the covariance, and
 #
 # $$\min_V J(V) = (N-1) \sum_{i > Z} \lambda_i : \quad \text{the error is the sum of the discarded eigenvalues.}$$

@@ -543,7 +543,7 @@ assert neighbour < 0.2 * random_pair
 # is a cross-entropy, not the log of a density of $x$. Two facts tell us how to read it.
 #
 # **A floor.** For a grey value the cross-entropy is smallest when the predicted probability
-# equals $x_d$ (its derivative $\sigma(\ell) - x_d$ vanishes there), and the minimum is the
+# equals $x_d$ (its derivative $\mathrm{sigmoid}(\ell) - x_d$ vanishes there), and the minimum is the
 # binary entropy
 #
 # $$\min_{\ell}\; \mathrm{softplus}(\ell) - x_d\,\ell = \mathbb{H}(x_d) = -x_d \log x_d - (1 - x_d)\log(1 - x_d)
@@ -666,7 +666,8 @@ assert nll_black[0] > nll_black[1] > nll_black[2] and abs(nll_black[1] - nll_bla
 # **Sample quality as $\beta_{\text{eff}}$ changes.** Train three Gaussian VAEs, $s = 0.1$, $0.71$
 # and $1.5$, that is $\beta_{\text{eff}} = 0.02$, $1$ and $4.5$, and look at their samples.
 # As the KL term is enforced more strongly, the code carries less (the KL falls), the
-# reconstructions get worse, and the samples get **blurrier and less varied**: we measure the
+# reconstructions get worse, and the samples get **blurrier and less varied**, the loss of
+# "generated image quality" a PIRSA lecture on VAEs warns of: we measure the
 # blur by the samples' edge energy (the summed squared differences between neighbouring
 # pixels) and the variety by the spread of the samples, the mean over pixels of their standard
 # deviation across samples. At the small $\beta_{\text{eff}}$ the samples are not good either:

@@ -1176,9 +1176,9 @@ else:
 # exercise version of the lesson, made by `python lessons/course.py versions`, leaves the
 # solutions out (lessons/README.md, "Exercises").
 #
-# **Exercise 1. Write the fused backward of the sigmoid.** For $y = \sigma(a)$, $\sigma'(a) = y(1 - y)$, so
-# the backward of a `Dense` layer with sigmoid activation needs
-# $da = dy \odot y \odot (1 - y)$ and $db = \sum_n da_n$. Write it as one `@njit` kernel,
+# **Exercise 1. Write the fused backward of the sigmoid.** For $y = \mathrm{sigmoid}(a)$,
+# $\mathrm{sigmoid}'(a) = y(1 - y)$, so the backward of a `Dense` layer with sigmoid activation
+# needs $da = dy \odot y \odot (1 - y)$ and $db = \sum_n da_n$. Write it as one `@njit` kernel,
 # `sigmoid_backward_bias(dy, y, out, db)`, that reads each element once and adds into `db`
 # (like `act_backward_bias`), and check it against the NumPy twin
 # `minivae.kernels.activations.act_backward_bias_np` with `kind = A.SIGMOID`, in float64, to

@@ -178,9 +178,9 @@ def seconds(t):
     return f"{t:.0f} s" if t < 100 else f"{t / 60:.1f} min"
 
 
-def update_readme(fast, full, note):
+def update_readme(fast, full):
     """Write the times into the last column (fast / full) of lessons/README.md's table, and
-    the note about how they were measured under it."""
+    when and where each column was measured into the note under it."""
     readme = LESSONS / "README.md"
     lines = readme.read_text(encoding="utf-8").split("\n")
     for i, line in enumerate(lines):
@@ -195,8 +195,12 @@ def update_readme(fast, full, note):
         cells[-1] = f"{new_fast} / {new_full} |"
         lines[i] = " | ".join(cells)
     text = "\n".join(lines)
-    text = re.sub(r"<!-- times -->.*?<!-- /times -->", f"<!-- times -->{note}<!-- /times -->",
-                  text, flags=re.S)
+    where = (f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, OPENBLAS_NUM_THREADS="
+             f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
+    for mode, measured in (("fast", fast), ("full", full)):
+        if measured:
+            text = re.sub(f"<!-- {mode} -->.*?<!-- /{mode} -->",
+                          f"<!-- {mode} -->{where}<!-- /{mode} -->", text, flags=re.DOTALL)
     readme.write_text(text, encoding="utf-8")
 
 
@@ -221,11 +225,7 @@ def main(argv=None):
     for is_fast in modes:
         (fast if is_fast else full).update(time_lessons(paths, is_fast))
     if args.readme:
-        flag = "--both" if args.both else "--full" if args.full else ""
-        command = " ".join(w for w in ("python lessons/course.py run", flag, "--readme") if w)
-        note = (f"Measured {time.strftime('%Y-%m-%d')} by `{command}`, on {os.cpu_count()} "
-                f"cores with OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}.")
-        update_readme(fast, full, note)
+        update_readme(fast, full)
     return 0 if all(t is not None for t in {**fast, **full}.values()) else 1
 
 
