@@ -1,4 +1,5 @@
-"""`python small_minivae.py [--pace S] ARGS...` is `python -m minivae ARGS...`, plus a data set.
+"""`python small_minivae.py [--pace S] [--sigint-in-numba WHERE] ARGS...` is `python -m minivae
+ARGS...`, plus a data set.
 
 The fault tests start this script in a subprocess, kill it, and start it again. It runs the real
 command line (signal handlers, atomic writes, the run folder's lock, exit codes) with two
@@ -10,10 +11,19 @@ either):
   - --pace S (before the command): sleep S seconds before each optimizer step, so that an epoch
     lasts long enough for a test to stop it at a random point of its choosing. The arithmetic
     is unchanged: parameters come out bit for bit the same.
+  - --sigint-in-numba WHERE (before the command): the process sends itself SIGINT at the moment
+    a Ctrl-C is most harmful, while a jitted call runs Python code (numba's _numba_unpickle, as
+    it does to hand arrays back), so that the KeyboardInterrupt is raised inside that call.
+    WHERE = evaluate: once evaluation begins; fit: twice, once training begins (the first
+    Ctrl-C asks training to stop after the batch, the second stops it at once). With
+    NUMBA_DISABLE_JIT=1 nothing is jitted: the signals come from a timer instead.
 """
 
 import dataclasses
+import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -67,10 +77,42 @@ def pace(seconds):
         cls.step = step
 
 
+def sigint_in_numba(where):
+    """Arm, when ``where`` ("evaluate" or "fit") begins, SIGINTs sent from inside a jitted call."""
+    from numba.core import serialize
+
+    from minivae import evaluate, train
+    signals = {"evaluate": 1, "fit": 2}[where]
+    state = {"armed": False, "left": signals}
+    unpickle = serialize._numba_unpickle
+
+    def spy(*args):                     # numba calls this from compiled code, mid-call
+        if state["armed"] and state["left"]:
+            state["left"] -= 1
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)           # the handler runs here, inside the jitted call
+        return unpickle(*args)
+    serialize._numba_unpickle = spy     # numba looks it up on its first call, after this
+
+    def arm(function):
+        def armed(*args, **kwargs):
+            state["armed"] = True
+            if os.environ.get("NUMBA_DISABLE_JIT", "0") != "0":
+                for i in range(signals):
+                    threading.Timer(0.3 + 0.3 * i, os.kill, (os.getpid(), signal.SIGINT)).start()
+            return function(*args, **kwargs)
+        return armed
+    module = evaluate if where == "evaluate" else train
+    setattr(module, where, arm(getattr(module, where)))
+
+
 if __name__ == "__main__":
     argv = sys.argv[1:]
     if argv[:1] == ["--pace"]:
         pace(float(argv[1]))
+        argv = argv[2:]
+    if argv[:1] == ["--sigint-in-numba"]:
+        sigint_in_numba(argv[1])
         argv = argv[2:]
     install()
     from minivae.cli import main
