@@ -17,6 +17,13 @@
                     the last good checkpoint loadable and finite
     command line    a table of bad arguments for every command; random argv: never a traceback
 
+Round two, by subject: files that are not regular files and damaged values in a checkpoint
+(test_faults_files.py); Ctrl-C inside numba's compiled code, SIGTERM and SIGHUP during downloads
+(test_faults_signals.py); the environment: ~user paths, NUMBA_NUM_THREADS, MPLBACKEND, a closed
+pipe (test_faults_env.py); what the Python API would coerce (test_faults_api.py); racing to make
+a run folder, lost checkpoints, edited configs, mid-epoch stops, --iwae-k, an offline damaged
+file (test_faults_runs.py).
+
 Faults covered elsewhere are not repeated here: half-written checkpoints, hostile and damaged
 checkpoint files and pickles (test_checkpoint.py); in-process Ctrl-C, divergence and metrics
 repair (test_train.py); bad downloads and the cache folder (test_data.py); bad input to layers,
@@ -879,6 +886,7 @@ BAD_COMMAND_LINES = [
     (["train", "--warmup", "soon"], 2, "--warmup: expected an integer"),
     (["train", "--noise-level", "nan"], 2, "--noise-level: expected a finite number"),
     (["train", "--iwae-k", "-5"], 2, "--iwae-k: expected an integer >= 0"),
+    (["train", "--iwae-k", "100001"], 2, "--iwae-k: expected an integer >= 0 and <= 100000"),
     (["train", "--optimizer", "adamw"], 2, "invalid choice: 'adamw'"),
     (["train", "--binarize", "yes"], 2, "invalid choice: 'yes'"),
     (["train", "--model", "gan"], 2, "invalid choice: 'gan'"),
@@ -897,6 +905,7 @@ BAD_COMMAND_LINES = [
     (["train", "--resume", "--out", "RUN", "--noise", "masking"], 1, "--noise does not apply"),
     (["evaluate", "RUN", "--iwae-k", "-1"], 2, "--iwae-k: expected an integer >= 0"),
     (["evaluate", "RUN", "--iwae-k", "many"], 2, "--iwae-k: expected an integer"),
+    (["evaluate", "RUN", "--iwae-k", "100000000"], 2, "<= 100000, got 100000000"),
     (["evaluate", "RUN", "--seed", "-1"], 2, "--seed: expected an integer >= 0"),
     (["evaluate", "RUN", "--split", "validation"], 1, "has no split 'validation'"),
     (["evaluate", "FILE"], 1, "no run folder at"),
