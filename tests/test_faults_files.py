@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import zipfile
 
 import numpy as np
@@ -38,6 +39,7 @@ from minivae import data
 from minivae.cli import main
 from minivae.data import registry
 from minivae.files import FileError, loads_json, read_bytes
+from minivae.run import atomic
 from minivae.run import checkpoint as ckpt
 from minivae.run import folder as rf
 
@@ -149,6 +151,7 @@ def test_an_evaluation_json_that_is_not_a_regular_file_is_written_again(small_ru
                      "--no-figures", "--quiet"]) == 0
     assert json.loads((run_dir / rf.EVALUATION).read_text())["epochs"] == 1
     assert not (run_dir / rf.EVALUATION).is_symlink()
+    assert stat.S_IMODE((run_dir / rf.EVALUATION).stat().st_mode) == 0o644   # not /dev/zero's
 
 
 @pytest.fixture
@@ -220,6 +223,14 @@ def test_json_is_read_by_the_rules_it_is_written_by(text):
     with pytest.raises(FileError, match="is not valid JSON"):
         loads_json(text, "here")
     assert loads_json('{"a": 1e308, "b": [1, -2.5]}', "here") == {"a": 1e308, "b": [1, -2.5]}
+
+
+def test_json_is_written_by_the_rules_it_is_read_by(tmp_path):
+    path = tmp_path / "evaluation.json"
+    atomic.write_json(path, {"nll": 1.5})
+    with pytest.raises(atomic.WriteError, match="NaN or infinity.*previous version"):
+        atomic.write_json(path, {"nll": float("inf")})
+    assert loads_json(path.read_bytes(), "here") == {"nll": 1.5}
 
 
 # ---------------------------------------------------------------- values in a checkpoint

@@ -11,6 +11,7 @@ metrics.jsonl, evaluation.json), figures and downloaded data sets.
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def atomic_write(path, data):
     path = Path(path)
     data = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+        mode = _mode(path)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
         raise WriteError(f"cannot write {path}: {e}") from e
@@ -54,9 +55,25 @@ def atomic_write(path, data):
                 os.unlink(tmp)
 
 
+def _mode(path):
+    """The permissions of the regular file at path, kept by its replacement; 0644 for a new
+    file, or in place of anything else (a link to /dev/zero is 0666)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return 0o644
+    return st.st_mode & 0o777 if stat.S_ISREG(st.st_mode) else 0o644
+
+
 def write_json(path, obj):
-    """atomic_write of ``obj`` as indented JSON."""
-    atomic_write(path, json.dumps(obj, indent=2) + "\n")
+    """atomic_write of ``obj`` as indented JSON, by the rules minivae reads it by
+    (minivae/files.py): no NaN or infinity."""
+    try:
+        text = json.dumps(obj, indent=2, allow_nan=False) + "\n"
+    except ValueError as e:
+        raise WriteError(f"cannot write {path}: it would hold NaN or infinity ({e}); the "
+                         "previous version of the file, if any, is unchanged") from None
+    atomic_write(path, text)
 
 
 def fsync_dir(folder):
