@@ -154,10 +154,12 @@ def run_notebook(nb, *, fast=True, timeout=600, km=None):
 
 
 def time_lessons(paths, fast):
-    """Run each lesson's solution version; {stem: seconds or None if it failed}."""
+    """Run each lesson's solution version; {stem: seconds or None if it failed}, and the
+    machine's mean load average over the runs (other processes slow the lessons down)."""
     from nbclient.exceptions import CellExecutionError
-    times = {}
+    times, loads = {}, []
     for path in paths:
+        loads.append(os.getloadavg()[0])
         t0 = time.perf_counter()
         try:
             run_notebook(version(read_lesson(path), SOLUTION), fast=fast,
@@ -169,7 +171,8 @@ def time_lessons(paths, fast):
         mode = "fast" if fast else "full"
         shown = "failed" if times[path.stem] is None else f"{times[path.stem]:.0f} s"
         print(f"{path.stem:40s} {mode}: {shown}", flush=True)
-    return times
+    loads.append(os.getloadavg()[0])
+    return times, sum(loads) / len(loads)
 
 
 def seconds(t):
@@ -178,9 +181,10 @@ def seconds(t):
     return f"{t:.0f} s" if t < 100 else f"{t / 60:.1f} min"
 
 
-def update_readme(fast, full):
+def update_readme(fast, full, load):
     """Write the times into the last column (fast / full) of lessons/README.md's table, and
-    when and where each column was measured into the note under it."""
+    when and where each column was measured into the note under it; ``load``: {mode: the
+    mean load average during the runs}."""
     readme = LESSONS / "README.md"
     lines = readme.read_text(encoding="utf-8").split("\n")
     for i, line in enumerate(lines):
@@ -195,10 +199,11 @@ def update_readme(fast, full):
         cells[-1] = f"{new_fast} / {new_full} |"
         lines[i] = " | ".join(cells)
     text = "\n".join(lines)
-    where = (f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, OPENBLAS_NUM_THREADS="
-             f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
     for mode, measured in (("fast", fast), ("full", full)):
         if measured:
+            where = (f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, load average "
+                     f"{load[mode]:.1f}, OPENBLAS_NUM_THREADS="
+                     f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
             text = re.sub(f"<!-- {mode} -->.*?<!-- /{mode} -->",
                           f"<!-- {mode} -->{where}<!-- /{mode} -->", text, flags=re.DOTALL)
     readme.write_text(text, encoding="utf-8")
@@ -221,11 +226,12 @@ def main(argv=None):
         return 0
     paths = [p for p in LESSON_FILES if not args.lessons or p.name[:2] in args.lessons]
     modes = [True, False] if args.both else [not args.full]
-    fast, full = {}, {}
+    fast, full, load = {}, {}, {}
     for is_fast in modes:
-        (fast if is_fast else full).update(time_lessons(paths, is_fast))
+        times, load["fast" if is_fast else "full"] = time_lessons(paths, is_fast)
+        (fast if is_fast else full).update(times)
     if args.readme:
-        update_readme(fast, full)
+        update_readme(fast, full, load)
     return 0 if all(t is not None for t in {**fast, **full}.values()) else 1
 
 
