@@ -177,7 +177,7 @@ def test_a_run_stopped_mid_epoch_is_evaluated_as_such(small_sprites, tmp_path, m
     assert "after 1 epoch and 3 batches of epoch 2;" in view.table(m)
     line = _one_error_line(capsys, main(["train", "--resume", "--out", str(run_dir),
                                          "--epochs", "1"]))
-    assert "has trained 1 epochs and 3 batches of epoch 2, which cannot be undone" in line
+    assert "has trained 1 epoch and 3 batches of epoch 2, which cannot be undone" in line
     assert main(["train", "--resume", "--out", str(run_dir), "--epochs", "2", "--iwae-k",
                  "0", "--quiet", "--no-figures"]) == 0
     m = json.loads((run_dir / rf.EVALUATION).read_text())

@@ -196,7 +196,8 @@ def retune(run, epochs=None, lr=None):
                          "this run has already trained")
     if train.epochs == run.epochs_done and run.batches_done:     # stopped mid-epoch
         raise InputError(f"epochs={train.epochs}: this run has trained {run.epochs_done} "
-                         f"epochs and {run.batches_done} batches of epoch "
+                         f"epoch{'s' * (run.epochs_done != 1)} and {run.batches_done} "
+                         f"batch{'es' * (run.batches_done != 1)} of epoch "
                          f"{run.epochs_done + 1}, which cannot be undone; train at least "
                          f"{run.epochs_done + 1} epochs")
     if train != run.train:
