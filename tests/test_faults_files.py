@@ -255,6 +255,8 @@ def _damage(path, how):
                                                                 "seconds": 0.1}}
     elif how == "1e999 as the learning rate":
         text = json.dumps(meta).replace('"lr": 0.001', '"lr": 1e999')
+    elif how == "10**400 as the learning rate":
+        text = json.dumps(meta).replace('"lr": 0.001', '"lr": 1' + "0" * 400)
     elif how == "a string in the history":
         meta["history"][0]["train_loss"] = "low"
     elif how == "the seed a string":
@@ -286,6 +288,7 @@ DAMAGE = {   # how: (words of the one line, whether `evaluate` reads it too)
     "NaN in the history": ("NaN is not a number minivae writes", True),
     "Infinity in the partial sums": ("Infinity is not a number minivae writes", True),
     "1e999 as the learning rate": ("1e999 overflows a float", True),
+    "10**400 as the learning rate": ("lr must be a positive number, got 1000", True),
     "a string in the history": ("progress, RNG or history records are malformed", True),
     "the seed a string": ("training settings are not valid: seed must be an integer >= 0", True),
     "binarize a list": ("binarize must be one of ('none', 'dynamic')", True),

@@ -112,8 +112,15 @@ class Number:
 
     def ok(self, v):
         kinds = (int, np.integer) if self.kind is int else (int, float, np.integer, np.floating)
-        if isinstance(v, bool) or not isinstance(v, kinds) or not math.isfinite(v):
+        if isinstance(v, bool) or not isinstance(v, kinds):
             return False
+        if self.kind is not int:               # a number a float holds: not 10**400, not nan
+            try:
+                v = float(v)
+            except OverflowError:
+                return False
+            if not math.isfinite(v):
+                return False
         lo, hi = self.lo, self.hi
         return ((lo is None or (v > lo if self.lo_open else v >= lo))
                 and (hi is None or (v < hi if self.hi_open else v <= hi)))
