@@ -34,8 +34,8 @@ KINDS = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a named pipe (FIFO)",
 
 
 class FileError(MinivaeError):
-    """A file is not a regular file, is larger than what it claims to be can be, or cannot be
-    read; the message says which."""
+    """A file is not a regular file, is larger than a file of its kind can be, or cannot be
+    read; the message, one line, says which."""
 
 
 def _kind(mode):
