@@ -46,8 +46,9 @@ makes them): neither starts a second pool of threads, so nothing fights, and a s
 the machine hits the step and its reference alike.
 
 A loaded machine (--load N): each round runs the contenders twice, once on the idle machine and
-once beside N busy processes (benchmarks/load.py: each spins on a core, started before the
-block and stopped after it, with a time limit of its own), the two blocks in a random order;
+once beside N busy processes (benchmarks/load.py: a Python loop on a core, or with
+--load-kind blas NumPy products on their own BLAS threads; started before the block and
+stopped after it, each with a time limit of its own), the two blocks in a random order;
 the report puts idle and loaded side by side, for minivae and PyTorch at their defaults and at
 each fixed thread count, and the epoch time of the 11 products in a row (sgemm@K).
 
@@ -110,6 +111,9 @@ def parse_args():
     p.add_argument("--only", help="comma-separated contenders, e.g. minivae,torch@1,sgemm@2")
     p.add_argument("--load", type=int, help="also time each contender beside this many busy "
                    "processes, idle and loaded side by side")
+    p.add_argument("--load-kind", choices=("spin", "blas"), default="spin",
+                   help="spin: a Python loop; blas: NumPy products on their own BLAS threads")
+    p.add_argument("--load-nice", type=int, default=0, help="niceness of the busy processes")
     p.add_argument("--load-seconds", type=float, default=1800.0,
                    help="time limit of each busy process (a loaded block must end before)")
     p.add_argument("--seed", type=int, default=0)
@@ -582,7 +586,7 @@ def load_rounds(names, rng):
     samples = {(n, name): [] for n in (0, ARGS.load) for name in names}
     for r in range(ARGS.rounds):
         for n in rng.sample([0, ARGS.load], 2):
-            with busy(n, seconds=ARGS.load_seconds) as procs:
+            with busy(n, ARGS.load_seconds, ARGS.load_nice, ARGS.load_kind) as procs:
                 for name in rng.sample(names, len(names)):
                     before = os.getloadavg()[0]
                     res = {**run_child(name), "loadavg_before": before}
@@ -600,8 +604,8 @@ def load_table(samples, names):
     """Print idle and loaded side by side; {name: {"idle", "loaded", "threads"}} in seconds."""
     L = ARGS.load
     print(f"\nMNIST epoch (469 steps), seconds: median of {ARGS.rounds} round(s) (min-max); "
-          f"idle, and beside {L} busy process(es) on {CORES} cores (sgemm@K: the 11 products "
-          "of a step in a row, mean x 469)")
+          f"idle, and beside {L} busy process(es) ({ARGS.load_kind}, nice {ARGS.load_nice}) on "
+          f"{CORES} cores (sgemm@K: the 11 products of a step in a row, mean x 469)")
     print(f"{'contender':14s} {'idle':>22s} {f'{L} busy':>22s} {'busy/idle':>9s}  threads used")
     s = {}
     for name in names:
