@@ -29,7 +29,8 @@
 #    after a gather called im2col, checked equal to each other and to `minivae.layers.Conv2d`;
 # 2. the output size $\lfloor (H + 2p - k)/s \rfloor + 1$, and what the rounding throws away;
 # 3. the backward pass: a Linear layer's backward on the gathered patches, then the
-#    **transpose of the gather** (col2im, a scatter-add), derived and gradient-checked;
+#    **transpose of the gather** (col2im, a scatter-add), derived and gradient-checked, and
+#    written by you in two exercises;
 # 4. the transposed convolution as the **adjoint** of the convolution, checked, and why it is
 #    the layer that upsamples in a decoder;
 # 5. checkerboard artefacts, and the kernel size that avoids them;
@@ -45,7 +46,7 @@ import numpy as np
 
 from minivae import data, figures
 from minivae.evaluate import evaluate
-from minivae.gradcheck import check_layer, check_model
+from minivae.gradcheck import check_grad, check_layer, check_model
 from minivae.kernels import conv as K
 from minivae.layers import Conv2d, ConvTranspose2d, Dense
 from minivae.layers.conv_direct import conv2d_direct, conv_transpose2d_direct
@@ -255,6 +256,90 @@ assert np.allclose(G.T @ dX.ravel(), col2im_lib.ravel(), rtol=0, atol=1e-12)
 errors = check_layer(conv, x)
 print("Conv2d relative errors:", {k: f"{v:.1e}" for k, v in errors.items()})
 assert max(errors.values()) < 1e-7
+
+# %% [markdown]
+# **Exercise 1. col2im by hand.** Write `col2im_by_hand(dX, shape, k, s, p)`, the transpose of
+# `im2col_by_hand`: it returns an array of `shape` $(N, C, H, W)$ in which every entry of
+# $dX$ $(N\,OH\,OW, C k^2)$ has been *added* to the pixel that im2col copied it from. Hint:
+# loop over the kernel offsets $(i, j)$ as `im2col_by_hand` does, adding into a zero-padded
+# array, and cut the padding off at the end. The check compares your result with $G^	op dX$
+# and with minivae's `col2im`, for this image and for another stride, padding and kernel.
+
+# %% tags=["exercise"]
+def col2im_by_hand(dX, shape, k, s, p):
+    """dX (N OH OW, C k k) -> dx of ``shape`` (N, C, H, W)."""
+    return np.zeros(shape)                       # your code: replace this line
+
+# %% tags=["solution"]
+# Solution. The slices im2col read from, in the same order; += adds the overlaps.
+def col2im_by_hand(dX, shape, k, s, p):
+    """dX (N OH OW, C k k) -> dx of ``shape`` (N, C, H, W)."""
+    N, C, H, Wd = shape
+    OH, OW = (H + 2 * p - k) // s + 1, (Wd + 2 * p - k) // s + 1
+    dxp = np.zeros((N, C, H + 2 * p, Wd + 2 * p))                      # the padded image
+    d6 = dX.reshape(N, OH, OW, C, k, k)
+    for i in range(k):
+        for j in range(k):
+            dxp[:, :, i:i + s * (OH - 1) + 1:s,
+                j:j + s * (OW - 1) + 1:s] += d6[..., i, j].transpose(0, 3, 1, 2)
+    return dxp[:, :, p:p + H, p:p + Wd]
+
+# %%
+got_e1 = col2im_by_hand(dX, small, 3, 2, 1)
+assert np.allclose(got_e1.ravel(), G.T @ dX.ravel(), rtol=0, atol=1e-12)
+other = (2, 3, 7, 6)                                                   # k 2, stride 3, padding 2
+dX_e1 = rng.standard_normal((2 * 4 * 3, 3 * 2 * 2))
+want_e1 = K.col2im(dX_e1, 2, 3, 2, np.empty(other))
+assert np.allclose(col2im_by_hand(dX_e1, other, 2, 3, 2), want_e1, rtol=0, atol=1e-12)
+print("col2im by hand = G^T dX = minivae's col2im")
+
+# %% [markdown]
+# **Exercise 2. The backward pass of a convolution.** Write `conv_backward(dy, x, W, s, p)`
+# returning $(dx, dW, db)$ for $y = \mathrm{conv}(x, W) + b$ and an upstream gradient $dy$
+# $(N, O, OH, OW)$, from section 3: gather $X$ with `im2col_by_hand`, lay $dy$ out as $dY$
+# $(N\,OH\,OW, O)$ (the transpose of how $Y$ became $y$), take the Linear layer's three
+# gradients, and carry $dX$ back with your `col2im_by_hand`. The check compares all three with
+# central differences of $L = \sum y \odot dy$ (`minivae.gradcheck.check_grad`) and with
+# `Conv2d.backward`.
+
+# %% tags=["exercise"]
+def conv_backward(dy, x, W, s, p):
+    """dy (N, O, OH, OW), x (N, C, H, W), W (O, C, k, k) -> dx, dW, db."""
+    dx, dW, db = np.zeros_like(x), np.zeros_like(W), np.zeros(W.shape[0])   # your code
+    return dx, dW, db
+
+# %% tags=["solution"]
+# Solution. A Linear layer's backward on the patches, then the transpose of the gather.
+def conv_backward(dy, x, W, s, p):
+    """dy (N, O, OH, OW), x (N, C, H, W), W (O, C, k, k) -> dx, dW, db."""
+    O, k = W.shape[0], W.shape[2]
+    X = im2col_by_hand(x, k, s, p)                                     # (N OH OW, C k k)
+    dY = dy.transpose(0, 2, 3, 1).reshape(-1, O)                       # (N OH OW, O)
+    dW = (dY.T @ X).reshape(W.shape)                                   # (O, C, k, k)
+    db = dY.sum(axis=0)                                                # (O,)
+    dx = col2im_by_hand(dY @ W.reshape(O, -1), x.shape, k, s, p)       # (N, C, H, W)
+    return dx, dW, db
+
+# %%
+x_e2 = rng.standard_normal((2, 3, 6, 5))
+lib_e2 = Conv2d(3, 4, 3, stride=2, padding=1, rng=7, dtype=f64)
+W_e2, b_e2 = lib_e2.params["W"], lib_e2.params["b"]
+dy_e2 = rng.standard_normal(lib_e2.forward(x_e2).shape)
+dx_e2, dW_e2, db_e2 = conv_backward(dy_e2, x_e2, W_e2, 2, 1)
+
+
+def loss_e2():
+    return float(np.sum(conv2d_direct(x_e2, W_e2, b_e2, 2, 1) * dy_e2))
+
+
+errs_e2 = [check_grad(loss_e2, a, g) for a, g in ((x_e2, dx_e2), (W_e2, dW_e2), (b_e2, db_e2))]
+print("relative errors (x, W, b):", [f"{e:.1e}" for e in errs_e2])
+assert max(errs_e2) < 1e-7
+lib_e2.zero_grad()
+lib_e2.forward(x_e2)
+assert np.allclose(lib_e2.backward(dy_e2), dx_e2, rtol=0, atol=1e-12)
+assert np.allclose(lib_e2.grads["W"], dW_e2, rtol=0, atol=1e-12)
+assert np.allclose(lib_e2.grads["b"], db_e2, rtol=0, atol=1e-12)
 
 # %% [markdown]
 # ## 4. The transposed convolution
@@ -492,7 +577,7 @@ for name, (model, before) in models.items():
     ev = evaluate(model, x_test, iwae_k=IWAE_K if "VAE" in name else 0,
                   rng=np.random.default_rng(7))
     results[name] = ev
-    extra = (f"negative ELBO {ev['nelbo']:.2f}, NLL (IWAE, k={IWAE_K}) {ev['nll']:.2f}"
+    extra = (f"negative ELBO {ev['nelbo']:.2f}, NLL (IWAE, {IWAE_K} samples) {ev['nll']:.2f}"
              if "VAE" in name else f"reconstruction loss {ev['recon']:.2f}")
     print(f"{name:10s} {extra}")
 
@@ -547,7 +632,12 @@ plt.show()
 #   `minivae/kernels/conv.py`), and `minivae.layers.conv_direct` keeps the loops as the
 #   specification they are tested against.
 #
-# **Exercise.** Train the convolutional VAE with `channels=(16, 32)` and with `(64, 128)`
+# **Going further.** Train the convolutional VAE with `channels=(16, 32)` and with `(64, 128)`
 # (the same epochs). How do the parameter count, the time per epoch and the test NLL change?
 # Which part of the step grows fastest with the channels, and why (count the floats of the
 # patch matrix $X$ and the FLOPs of its product)?
+#
+# **Read more** ([REFERENCES.md](REFERENCES.md)): Chellapilla et al. 2006 for the convolution as
+# a matrix product of unfolded patches (im2col); Dumoulin & Visin 2016 for output sizes,
+# padding and the transposed convolution; Odena et al. 2016 for checkerboard artefacts and
+# what avoids them.
