@@ -57,11 +57,11 @@ from minivae.train import fit
 FAST = os.environ.get("MINIVAE_FAST") == "1"   # small and quick (the tests); full size otherwise
 N_TRAIN = 4_000 if FAST else 60_000            # training digits
 N_TEST = 500 if FAST else 10_000               # test digits for the numbers we report
-EPOCHS = 2 if FAST else 5                      # passes over the training digits, every model
+EPOCHS = 2 if FAST else 3                      # passes over the training digits, every model
 BATCH = 128                                    # digits per gradient step
 LR = 2e-3 if FAST else 1e-3                    # Adam's step size (fast mode: fewer, larger steps)
 Z = 20                                         # latent dimensions, every model
-IWAE_K = 10 if FAST else 100                   # importance samples for the NLL estimate
+IWAE_K = 10 if FAST else 50                    # importance samples for the NLL estimate
 
 train_set, test_set = data.load("mnist", "train"), data.load("mnist", "test")
 x_train, x_test = train_set.x[:N_TRAIN], test_set.x[:N_TEST]     # (N, 784) float32 in [0, 1]
@@ -585,7 +585,7 @@ for name, (model, before) in models.items():
 # **Check:** every model learned (its test loss fell by more than half from where it
 # started), and for each VAE the IWAE bound is tighter than its ELBO, as lesson 9 proved.
 # (Which architecture wins depends on how long they train: run the lesson at full size,
-# `FAST` off, for the comparison at 5 epochs, and the README for 10.)
+# `FAST` off, for the comparison at 3 epochs, and the README for 10.)
 
 # %%
 for name, (model, before) in models.items():
