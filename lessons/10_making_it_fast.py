@@ -40,7 +40,9 @@
 # 6. where the time of a whole VAE training step goes, how many FLOPs it does (11 products: the
 #    first layer skips the gradient with respect to the images), what fraction of the
 #    machine's matmul rate it reaches, and what a fused path around a layer would save;
-# 7. how `benchmarks/vae_speed.py` compares minivae with PyTorch, and how to read its figures.
+# 7. how `benchmarks/vae_speed.py` compares minivae with PyTorch, and how to read its figures;
+# 8. threads on a machine that is doing something else: a spinning thread pool,
+#    oversubscription, why one thread can beat two, and how minivae chooses its count.
 
 # %%
 import ctypes
@@ -1112,8 +1114,10 @@ assert saved < 0.05 * t_step                   # small change against a step of 
 # * **a fresh process per turn.** Every measurement is a child process that prints one line of
 #   JSON. Each library keeps its own pool of threads, and a pool that has just worked keeps
 #   spinning for a while and takes the cores from the next library: interleaved in one
-#   process, they would slow each other down. The threads of OpenBLAS, OpenMP, MKL, numba and
-#   `torch.set_num_threads` are set to `--threads` (2 by default) before anything loads.
+#   process, they would slow each other down. Each library runs at its own default (minivae:
+#   its thread policy, section 8; PyTorch: one thread a core), or at a fixed count: a
+#   contender `minivae@1` or `torch@2`, or `--threads K` for all, sets the threads of
+#   OpenBLAS, OpenMP, MKL, numba and `torch.set_num_threads` before anything loads.
 # * **alternation.** The contenders take turns, A B C then a fresh random order each round, so
 #   that a busy minute on a shared machine hits all of them alike (section 1).
 # * **medians.** Each contender's time is the median over rounds (min and max printed beside
@@ -1167,6 +1171,151 @@ else:
     print("no speed file: run `python benchmarks/vae_speed.py --iwae --json speed.json` from the "
           "repository's root, then set MINIVAE_SPEED_JSON=speed.json (or see the README's "
           "Speed section)")
+
+# %% [markdown]
+# ## 8. Threads on a machine that is doing something else
+#
+# Section 1 timed one product on 1 thread and on 2 and warned that 2 can be slower. On a
+# student's laptop, which is never idle, that warning decides everything: on this project's
+# 2-core machine, beside one other busy process, a training epoch of the classic MNIST VAE took
+# 5.8 s on 2 BLAS threads and 2.6 s on 1, and PyTorch's took 22 s on its default 2 threads
+# (the tables below). Three ideas explain it.
+#
+# **A spinning thread pool.** OpenBLAS starts its worker threads once. For a product large
+# enough to share, the calling thread hands each worker a block of the result, computes its own
+# block, and waits until every block is done. Between products a worker does not go to sleep
+# at once: it *spins*, testing in a loop whether new work has come, for a while (about a tenth
+# of a second) before it sleeps, because waking a sleeping thread goes through the operating
+# system and takes longer than many of the products it would wait for. On an idle machine that
+# is a good bet: a step's 11 products come a fraction of a millisecond apart, and the worker is
+# ready for each one.
+#
+# **Oversubscription.** When more threads want to run than there are cores, the operating
+# system's scheduler gives each a turn of a few milliseconds. A product of 0.4 ms shared
+# between two threads finishes when the slower share does; if the worker's core is taken by
+# another process, the whole product waits for the worker's next turn: milliseconds, for a
+# product of a fraction of one. Spinning makes it worse: a thread that spins while it waits
+# looks busy to the scheduler, and takes turns from the neighbour and from our own main thread.
+#
+# **Why one thread can beat two.** With one thread there is nothing to wait for: the product
+# takes its 0.7 ms whatever the other core does. With two, it takes 0.4 ms when the other core
+# is free and up to a scheduler turn when it is not. The cell below times the 11 products of a
+# step one after another, as a step makes them, on 1 and 2 threads, on the machine as it is and
+# beside one busy process that the lesson starts and stops itself (`benchmarks/load.py`: a loop
+# on one core, with a time limit of its own, so that nothing outlives the cell). It sets the
+# threads with `minivae.run.threads.Threads(k)`, which sets BLAS's threads inside its block
+# only and puts them back after.
+
+# %%
+from benchmarks.load import busy                 # N busy processes, stopped when the block ends
+from minivae.run.threads import Threads
+
+ROWS = 10 if FAST else 200                       # times the 11 products are run in a row
+step_calls = []                                  # (op(a), op(b), out) of each product of a step
+for label, ta, tb, sa, sb in products(N):
+    a, b = rng.standard_normal(sa, dtype=np.float32), rng.standard_normal(sb, dtype=np.float32)
+    op_a, op_b = (a.T if ta else a), (b.T if tb else b)
+    step_calls.append((op_a, op_b, np.empty((op_a.shape[0], op_b.shape[1]), np.float32)))
+
+
+def products_in_a_row(k, rows=ROWS):
+    """Mean wall-clock seconds of the 11 products one after another, on k BLAS threads."""
+    with Threads(k):
+        t0 = time.perf_counter()
+        for _ in range(rows):
+            for op_a, op_b, out in step_calls:
+                np.matmul(op_a, op_b, out=out)
+        return (time.perf_counter() - t0) / rows
+
+
+row_ms = {}
+for n_busy in (0, 1):
+    with busy(n_busy, seconds=300):
+        for k in (1, 2, 2, 1):                   # interleaved, so a busy moment hits both
+            row_ms.setdefault((n_busy, k), []).append(products_in_a_row(k) * 1e3)
+print(f"load average {os.getloadavg()[0]:.1f}; the 11 products of a step, ms (mean of {ROWS}):")
+for (n_busy, k), ms in row_ms.items():
+    print(f"  {n_busy} busy process(es), {k} BLAS thread(s): {np.mean(ms):7.2f} ms")
+
+# %% [markdown]
+# On this project's machine (an Intel Xeon with 2 cores, OpenBLAS 0.3.31) the same products,
+# measured by `python benchmarks/vae_speed.py --load 1` as `sgemm@1` and `sgemm@2`, gave:
+#
+# | the 11 products of a step, ms | idle | beside 1 busy process |
+# |---|---|---|
+# | 1 BLAS thread | 3.77 | 3.82 |
+# | 2 BLAS threads | 2.46 | 7.78 (4.80–11.26) |
+#
+# (medians of 3 rounds, min–max where they spread; 2026-12-03, load average 0.4 at the start).
+# Idle, two threads do the products in 0.65 of one's time; beside one busy process, in twice
+# one's time, and no two rounds alike.
+#
+# **What minivae does.** It does not leave the count to chance. `minivae train` and anything
+# run inside `with Threads("auto")` choose before each epoch: a probe times a product of the
+# VAE's first layer, $(128, 784) \times (784, 400)$, and its gradient partner, in short blocks
+# on 1 thread and on all of them, alternately, a few milliseconds in all; the epoch runs on
+# all threads only if they took at most 0.8 of one thread's time, else on one. One thread is
+# the safe side: when two threads lose, they lose by far more than they ever win. A model whose
+# products are all too small for OpenBLAS to split (at most $2^{18}$ multiply-adds) gets one
+# thread without a probe. `--threads N` (or `Threads(N)`) fixes the count instead. "All" is
+# the count BLAS has when the block begins: the cores, or less if `OPENBLAS_NUM_THREADS` (or an
+# outer `threadpoolctl` limit) says so. Section 1 set it to `THREADS` for this lesson, so the
+# cell gives BLAS back every core first. The probe's choice, on the machine as it is and
+# beside one busy process:
+
+# %%
+from threadpoolctl import threadpool_limits
+
+with threadpool_limits(all_cores, user_api="blas"):      # every core, for this cell only
+    for n_busy in (0, 1):
+        with busy(n_busy, seconds=60), Threads("auto") as policy:
+            print(f"{n_busy} busy process(es): {policy.count} of {policy.n} thread(s), "
+                  f"{policy.why}")
+
+# %% [markdown]
+# And whole epochs, `python benchmarks/vae_speed.py --load 1 --rounds 3` on the same machine
+# (each library at its own default and at a fixed count; PyTorch's default is one thread a
+# core):
+#
+# | seconds per MNIST epoch (469 steps) | idle | beside 1 busy process | busy / idle |
+# |---|---|---|---|
+# | minivae, its default (auto) | 1.99 (2 threads) | 2.56 (1 thread) | 1.28 |
+# | minivae, 1 thread | 2.62 | 2.56 | 0.98 |
+# | minivae, 2 threads | 1.97 | 5.83 (5.13–6.11) | 2.96 |
+# | PyTorch, its default (2 threads) | 2.21 | 22.1 (7.4–54.4) | 10.0 |
+# | PyTorch, 1 thread | 3.43 | 3.45 | 1.00 |
+#
+# The probe costs nothing measurable idle (1.99 s against 1.97 s for a fixed 2), and beside a
+# busy process it gives up the 2-thread speed-up but keeps the epoch within 1.3 times its idle
+# time, where a fixed 2 threads took 3 times and PyTorch's default 10 times (one of its epochs
+# took 54 s). Idle, PyTorch's BLAS does a step's products faster than NumPy's OpenBLAS on this
+# Intel machine, so minivae's epoch is 0.90 of PyTorch's, not less.
+#
+# **The thread count can change the result, in the last bits.** With two threads OpenBLAS may
+# split the work into other blocks and add the 784 terms of an output of the first layer's
+# product in another order; on this project's machine the float32 results differ (the cell
+# prints whether they do on yours):
+
+# %%
+x_bits = rng.random((N, 784), dtype=np.float32)
+W_bits = rng.standard_normal((784, 400), dtype=np.float32)
+with Threads(1):
+    y_one = x_bits @ W_bits
+with Threads(2):
+    y_two = x_bits @ W_bits
+print(f"(128, 784) @ (784, 400) on 1 and on 2 threads: bit-identical "
+      f"{np.array_equal(y_one, y_two)}, largest difference {np.abs(y_one - y_two).max():.1e}")
+
+# %% [markdown]
+# A run that stops and resumes must end with the same bits as one that never stopped, so
+# minivae records each epoch's count (`threads` in `metrics.jsonl`, and in a mid-epoch
+# checkpoint the count its epoch began with), and a resumed epoch runs with its recorded count
+# instead of probing again. What is guaranteed: a resumed run is bit-identical to an
+# uninterrupted one whose epochs ran with the same counts; with `--threads N` always.
+#
+# numba has a thread pool of its own, for kernels compiled with `parallel=True`. None of
+# minivae's kernels is (a test holds it so): on two cores numba's pool and BLAS's would fight
+# for the same cores, and a parallel Adam made a whole step slower here, not faster.
 
 # %% [markdown]
 # ## Exercises
@@ -1285,6 +1434,12 @@ assert 0.155 < skipped_share < 0.165                                 # "16 %" in
 # * Against another library, measure whole runs side by side: a fresh process per turn,
 #   alternating turns, medians and a ratio; `python benchmarks/vae_speed.py [--iwae]`, whose
 #   figures are in the README's Speed section.
+# * Threads are not free. A BLAS pool's workers spin between products; when another process
+#   holds a core, a product split in two waits a scheduler turn for its second half, and one
+#   thread beats two many times over. minivae chooses its BLAS threads before each epoch by a
+#   short probe (`minivae.run.threads`, `--threads`), for its own work only, and records the
+#   choice so that a resumed run ends bit-identical; `benchmarks/vae_speed.py --load 1`
+#   measures it idle and loaded side by side.
 #
 # **Read more** ([REFERENCES.md](REFERENCES.md)): Goto & van de Geijn 2008 (how BLAS reaches its
 # rate); Lam, Pitrou & Seibert 2015 (numba); Williams, Waterman & Patterson 2009 (the roofline
