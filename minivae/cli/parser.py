@@ -5,6 +5,7 @@ from dataclasses import fields
 
 from minivae import data
 from minivae.cli import datasets, train, view
+from minivae.cli import export as export_cmd
 from minivae.models import MODELS
 from minivae.run.config import (
     BY_DATA,
@@ -43,6 +44,7 @@ def build_parser():
     sub.required = True
     _add_train(sub)
     _add_view(sub)
+    export_cmd.add_parser(sub, _number)
     d = sub.add_parser("data", help="list the data sets, or download one",
                        description="List the data sets minivae knows, or fetch (download and "
                                    "verify) one. Set MINIVAE_DATA_MIRROR to read files from a "
