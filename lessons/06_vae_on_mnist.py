@@ -457,7 +457,7 @@ assert own < 0.5 * others
 # Now the model of the mixed-convention loss, trained for one epoch the same way. Its KL
 # goes to almost zero: the encoder outputs nearly the prior for every image, the decoder
 # learns to ignore $z$, and every "reconstruction" is the same average digit. This is
-# **posterior collapse**, here caused by nothing but a convention (lesson 8 studies it).
+# **posterior collapse**, here caused by nothing but a convention (lesson 7 studies it).
 
 # %%
 vae_mixed = VAE(D, hidden=(H,), z_dim=Z, beta=D, rng=0)
@@ -499,7 +499,7 @@ plt.show()
 # 3, 5 and 8 overlap; with only two numbers per image, the VAE spends them on what explains
 # the most pixels.) And the codes spread on the scale of the prior $\mathcal N(0, I)$: a
 # standard deviation between 0.5 and 2 in each dimension, neither squeezed to a point nor
-# scattered far away. The KL term holds them there (lesson 8 makes this exact).
+# scattered far away. The KL term holds them there (lesson 7 makes this exact).
 
 # %%
 mu_train = vae2.encode(x_train)[0].astype(f64)                      # (N, 2)
@@ -520,7 +520,7 @@ assert np.all((mu_test.std(axis=0) > 0.5) & (mu_test.std(axis=0) < 2.0))
 # each code a cloud $q(z \mid x)$ rather than a point, so the decoder must answer sensibly all
 # around it, and it keeps the clouds where the prior samples. **Check** continuity: the squared
 # distance between neighbouring cells of the 20 x 20 grid is a small fraction of the distance
-# between two random cells. (Lesson 8 measures where completeness fails: the holes of $q(z)$.)
+# between two random cells. (Lesson 7 measures where completeness fails: the holes of $q(z)$.)
 
 # %%
 quantiles = np.array([NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, 20)])
@@ -672,7 +672,7 @@ assert nll_black[0] > nll_black[1] > nll_black[2] and abs(nll_black[1] - nll_bla
 # pixels) and the variety by the spread of the samples, the mean over pixels of their standard
 # deviation across samples. At the small $\beta_{\text{eff}}$ the samples are not good either:
 # usually noisy, with more edge energy than real digits, because the codes leave holes where
-# the prior samples (lesson 8). For each model we also print $s_\star$, the standard deviation
+# the prior samples (lesson 7). For each model we also print $s_\star$, the standard deviation
 # its reconstructions actually achieve: the MSE + KL model's $s_\star$ is far below the
 # $0.71$ its loss assumes.
 #
@@ -853,8 +853,10 @@ assert np.allclose(np.linalg.norm(path, axis=1), np.linalg.norm(a_), rtol=1e-10)
 #   shared $s^2$ that fits best is the mean squared error per pixel. A stronger KL term gives
 #   blurrier, less varied samples; a weak one, noisy samples from the holes of $q(z)$.
 #
-# Lesson 7 turns $\beta$ into a tool: on images whose generating factors are known, larger
-# $\beta$ trades reconstruction for a code whose dimensions line up with those factors.
+# Lesson 7 looks at what the KL term does to the latent space as a whole: the aggregate
+# posterior, the variance law, inactive dimensions and the holes. Lesson 8 then turns $\beta$
+# into a tool: on images whose generating factors are known, larger $\beta$ trades
+# reconstruction for a code whose dimensions line up with those factors.
 #
 # **Read more** ([REFERENCES.md](REFERENCES.md)): Kingma & Welling 2014 (the VAE and its MNIST
 # experiments); Burda et al. 2015 (the importance-weighted bound, and the numbers on

@@ -1,6 +1,7 @@
 """Tools for the course: exercise and solution versions of each lesson; running lessons, timed.
 
-Each lesson ``lessons/NN_name.py`` holds, for every exercise, three kinds of code cell:
+Each lesson ``lessons/NN_name.py`` (and each appendix, ``lessons/A_name.py``) holds, for every
+exercise, three kinds of code cell:
 
     # %% tags=["exercise"]     the stub a student starts from: it runs, and the check fails
     # %% tags=["solution"]     the worked solution (a Markdown cell may carry the tag too)
@@ -17,6 +18,10 @@ Usage, from the repository root:
 
     python lessons/course.py versions [--out build/lessons]      both versions of every lesson
     python lessons/course.py run [--full] [--readme] [NN ...]     run lessons, print the times
+    python lessons/course.py list                                 the lessons in reading order
+
+A lesson is named on the command line by its number or letter (``04``, ``4``, ``A``) or its
+file's name (``04_elbo``, ``A_making_it_fast.py``).
 
 ``run`` executes each lesson's solution version as a notebook in a fresh Jupyter kernel (the
 way the tests do), in fast mode or at ``--full`` size, and shuts the kernel down when the
@@ -36,11 +41,45 @@ import nbformat
 
 LESSONS = Path(__file__).resolve().parent
 REPO = LESSONS.parent
-LESSON_FILES = sorted(LESSONS.glob("[0-9][0-9]_*.py"))
+MAIN, APPENDIX = "[0-9][0-9]_*.py", "[A-Z]_*.py"     # 01_pca.py ...; A_making_it_fast.py ...
 EXERCISE, SOLUTION = "exercise", "solution"
 EXERCISE_NOTE = ("*Exercise version.* The solutions are not in this notebook. Below each "
                  "exercise, write your code in the cell that says so; the check cell after it "
                  "fails until your code is right.")
+
+
+def lesson_files(folder=LESSONS):
+    """The lessons in reading order: the main lessons ``NN_name.py`` by number, then the
+    appendices ``A_name.py``, ``B_name.py``, ... by letter."""
+    folder = Path(folder)
+    return sorted(folder.glob(MAIN)) + sorted(folder.glob(APPENDIX))
+
+
+def lesson_key(path):
+    """What names a lesson on the command line and in lessons/README.md's table: "04", "A"."""
+    return Path(path).name.partition("_")[0]
+
+
+def select(names, paths=None):
+    """The lessons named (by number, letter or file name; all of them if none), in reading
+    order. An unknown name raises ValueError, saying which names exist."""
+    paths = lesson_files() if paths is None else list(paths)
+    chosen = set()
+    def names_of(path):                                  # "04", "4", "04_ELBO"; "A", ...
+        key = lesson_key(path).upper()
+        return {key, path.stem.upper()} | ({str(int(key))} if key.isdigit() else set())
+
+    for name in names:
+        name = str(name).strip()
+        stem = name.removesuffix(".py").upper()
+        stem = str(int(stem)) if stem.isdigit() else stem             # "004" is lesson 4 too
+        found = [p for p in paths if stem in names_of(p)]
+        if not found:
+            known = ", ".join(lesson_key(p) for p in paths)
+            raise ValueError(f"no lesson {name!r}: expected a lesson's number or letter "
+                             f"({known}) or its file's name, e.g. {paths[0].stem}")
+        chosen.update(found)
+    return [p for p in paths if p in chosen] if names else paths
 
 
 # ---- exercise and solution versions ----
@@ -100,10 +139,10 @@ def _starts_exercise(cell):
 
 
 def write_versions(out_dir):
-    """NN_name_ex.ipynb and NN_name_sol.ipynb for every lesson, into out_dir."""
+    """NN_name_ex.ipynb and NN_name_sol.ipynb for every lesson (and appendix), into out_dir."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for path in LESSON_FILES:
+    for path in lesson_files():
         nb = read_lesson(path)
         for which, suffix in ((EXERCISE, "ex"), (SOLUTION, "sol")):
             target = out_dir / f"{path.stem}_{suffix}.ipynb"
@@ -181,17 +220,21 @@ def seconds(t):
     return f"{t:.0f} s" if t < 100 else f"{t / 60:.1f} min"
 
 
-def update_readme(fast, full, load):
-    """Write the times into the last column (fast / full) of lessons/README.md's table, and
-    when and where each column was measured into the note under it; ``load``: {mode: the
-    mean load average during the runs}."""
-    readme = LESSONS / "README.md"
-    lines = readme.read_text(encoding="utf-8").split("\n")
+ROW = re.compile(r"\| (\w+) \| `(\w+)` \|")      # | 04 | `04_elbo` | ... | fast / full |
+
+
+def readme_with_times(text, fast, full, load):
+    """lessons/README.md's text with the times written into the last column (fast / full) of
+    its table, and when and where each column was measured into the note under it. fast, full:
+    {stem: seconds, or None if the lesson failed}; load: {mode: the mean load average during
+    the runs}. Returns the new text and the stems measured that have no row in the table."""
+    lines, rows = text.split("\n"), set()
     for i, line in enumerate(lines):
-        m = re.match(r"\| (\d\d) \| `(\d\d_\w+)` \|", line)
+        m = ROW.match(line)
         if not m:
             continue
         stem = m.group(2)
+        rows.add(stem)
         cells = line.split(" | ")
         old_fast, _, old_full = cells[-1].rstrip(" |").partition(" / ")
         new_fast = seconds(fast[stem]) if stem in fast else old_fast
@@ -206,7 +249,19 @@ def update_readme(fast, full, load):
                      f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
             text = re.sub(f"<!-- {mode} -->.*?<!-- /{mode} -->",
                           f"<!-- {mode} -->{where}<!-- /{mode} -->", text, flags=re.DOTALL)
+    return text, sorted(set(fast) | set(full) - rows)
+
+
+def update_readme(fast, full, load):
+    """Write the times into lessons/README.md (``readme_with_times``); say which lessons have
+    no row there. Returns True if every lesson measured found its row."""
+    readme = LESSONS / "README.md"
+    text, missing = readme_with_times(readme.read_text(encoding="utf-8"), fast, full, load)
     readme.write_text(text, encoding="utf-8")
+    for stem in missing:
+        print(f"lessons/README.md: no row | {lesson_key(stem)} | `{stem}` | in the lessons "
+              "table, so its time was not written: add the row", file=sys.stderr)
+    return not missing
 
 
 def main(argv=None):
@@ -215,24 +270,31 @@ def main(argv=None):
     v = sub.add_parser("versions", help="write the exercise and solution notebooks")
     v.add_argument("--out", default=str(REPO / "build" / "lessons"))
     r = sub.add_parser("run", help="run lessons as notebooks and print their run times")
-    r.add_argument("lessons", nargs="*", help="lesson numbers (default: all), e.g. 04 06")
+    r.add_argument("lessons", nargs="*",
+                   help="lesson numbers or letters (default: all), e.g. 04 06 A")
     r.add_argument("--full", action="store_true", help="at full size (default: fast mode)")
     r.add_argument("--both", action="store_true", help="fast mode, then full size")
     r.add_argument("--readme", action="store_true",
                    help="write the times into lessons/README.md's table")
+    sub.add_parser("list", help="print the lessons' files in reading order")
     args = ap.parse_args(argv)
     if args.command == "versions":
         write_versions(args.out)
         return 0
-    paths = [p for p in LESSON_FILES if not args.lessons or p.name[:2] in args.lessons]
+    if args.command == "list":
+        print("\n".join(p.name for p in lesson_files()))
+        return 0
+    try:
+        paths = select(args.lessons)
+    except ValueError as e:
+        r.error(str(e))
     modes = [True, False] if args.both else [not args.full]
     fast, full, load = {}, {}, {}
     for is_fast in modes:
         times, load["fast" if is_fast else "full"] = time_lessons(paths, is_fast)
         (fast if is_fast else full).update(times)
-    if args.readme:
-        update_readme(fast, full, load)
-    return 0 if all(t is not None for t in {**fast, **full}.values()) else 1
+    written = update_readme(fast, full, load) if args.readme else True
+    return 0 if written and all(t is not None for t in {**fast, **full}.values()) else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Every lesson runs top to bottom as a notebook, in fast mode; every exercise can be assigned.
 
-Each ``lessons/NN_name.py`` (a jupytext percent script) is converted to a notebook in memory,
+Each lesson ``lessons/NN_name.py`` and appendix ``lessons/A_name.py`` (a jupytext percent
+script), in reading order (``course.lesson_files()``), is converted to a notebook in memory,
 its *solution version* (the exercise stubs removed, ``lessons/course.py``), and executed by a
 real Jupyter kernel, cell by cell, the way a student runs it: one test per lesson, failing
 with the traceback of the first cell that raises (every derivation in a lesson is followed by
@@ -32,7 +33,6 @@ pytestmark = pytest.mark.lessons
 
 REPO = Path(__file__).resolve().parents[1]
 LESSONS = REPO / "lessons"
-LESSON_FILES = sorted(LESSONS.glob("[0-9][0-9]_*.py"))
 FAST_LINE = 'FAST = os.environ.get("MINIVAE_FAST") == "1"'
 FULL = os.environ.get("MINIVAE_LESSONS_FULL") == "1"
 CELL_TIMEOUT = 7200 if FULL else 600      # seconds per cell; a fast-mode lesson takes ~30 s in all
@@ -49,6 +49,7 @@ def load_course():
 
 
 course = load_course()
+LESSON_FILES = course.lesson_files()      # reading order: 01_pca.py ... 11_*.py, then A_*.py
 
 
 def replay(nb):

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # Lesson 7: $\beta$-VAE and disentanglement
+# # Lesson 8: $\beta$-VAE and disentanglement
 #
 # In lesson 6, $\beta$ appeared as a bug: a loss convention that multiplied the KL by 784
 # switched the code off. Here we turn the knob on purpose. The $\beta$-VAE (Higgins et al.
@@ -188,7 +188,7 @@ for beta in (BETAS[0], BETAS[-1]):
 #
 # Averaged over the data, the KL term splits into three parts (Hoffman & Johnson 2016;
 # Chen et al. 2018). Write $q(x, z) = p_{\text{data}}(x)\, q(z\mid x)$, its marginal
-# $q(z) = \mathbb{E}_x q(z \mid x)$ (the aggregate posterior of lesson 8) and the marginals
+# $q(z) = \mathbb{E}_x q(z \mid x)$ (the aggregate posterior of lesson 7) and the marginals
 # $q(z_j)$ of single coordinates. Multiply and divide inside the logarithm:
 #
 # $$\mathbb{E}_x\,\mathrm{KL}\big(q(z\mid x)\,\|\,p(z)\big)

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # Lesson 11: Convolutions by hand
+# # Lesson 10: Convolutions by hand
 #
 # Every model so far flattened an image into 784 numbers and fed them to dense layers, which
 # know nothing of which pixels are neighbours: shuffle the pixels of every image the same way

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # Lesson 12: Generative adversarial networks and matching the aggregate posterior
+# # Lesson 11: Generative adversarial networks and matching the aggregate posterior
 #
 # A VAE learns to generate by learning to encode: every image gets a posterior $q(z \mid x)$,
 # and the KL term pulls each one towards the prior. Two other ways to train a generator
@@ -380,7 +380,7 @@ print(f"balanced: all 8 modes visited, {balanced[-1]['good']:.0%} of samples goo
 # %% [markdown]
 # ## 5. Matching the aggregate posterior: the Wasserstein autoencoder
 #
-# Lesson 7 split the VAE's average KL term:
+# Lessons 7 and 8 split the VAE's average KL term:
 # $\mathbb E_x \mathrm{KL}(q(z \mid x) \| p(z)) = I_q(x; z) + \mathrm{KL}(q(z) \| p(z))$ plus
 # nothing else, where $q(z) = \mathbb E_x q(z \mid x)$ is the aggregate posterior. To sample
 # well, only the second term matters: codes drawn from the prior should look like the codes
@@ -474,7 +474,7 @@ for model in (vae, wae):
 # **The aggregate posterior against the prior.** Draw one $z \sim q(z \mid x)$ for each of
 # 2000 test images (for the WAE, $z = E(x)$), and compare each dimension's moments with the
 # prior's: mean 0, variance 1, skewness 0, excess kurtosis 0. For the VAE the variance law of
-# lesson 8 says what the variance is made of: $\mathrm{Var}[z_j] = \mathbb E_x \sigma_j^2(x) +
+# lesson 7 says what the variance is made of: $\mathrm{Var}[z_j] = \mathbb E_x \sigma_j^2(x) +
 # \mathrm{Var}_x \mu_j(x)$; for the WAE there is no noise, and the variance is all spread of
 # the codes. One more number per model: the MMD between the codes and as many prior draws.
 

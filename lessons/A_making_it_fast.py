@@ -13,13 +13,13 @@
 # ---
 
 # %% [markdown]
-# # Lesson 10: Making it fast
+# # Appendix A: Making it fast
 #
-# Every lesson so far trained its models in seconds or minutes, on two cores, without a GPU.
-# This lesson takes that apart. One dense layer, $y = \mathrm{relu}(xW + b)$, forward and
-# backward, written four ways: pure Python loops, array-at-a-time NumPy, numba kernels, and
-# BLAS through NumPy's `@`; plus minivae's own `Dense`, which mixes the last two. Each way is
-# checked equal to the others before a single timer starts. The measurements explain how
+# Every lesson of the course trains its models in seconds or minutes, on two cores, without a
+# GPU. This appendix takes that apart. One dense layer, $y = \mathrm{relu}(xW + b)$, forward
+# and backward, written four ways: pure Python loops, array-at-a-time NumPy, numba kernels,
+# and BLAS through NumPy's `@`; plus minivae's own `Dense`, which mixes the last two. Each way
+# is checked equal to the others before a single timer starts. The measurements explain how
 # minivae is built: its layers write their products with `@` and leave them to BLAS, and its
 # numba kernels fuse the elementwise work *inside* the pieces whose formulas they implement
 # (the bias and activation of `Dense`, the Bernoulli loss, Adam's update), never as a path

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # Lesson 8: What the KL does to the latent space
+# # Lesson 7: What the KL does to the latent space
 #
 # The KL term of the VAE loss is computed one image at a time: it pulls each $q(z \mid x)$
 # towards the prior $\mathcal N(0, I)$. This lesson looks at what that does to the latent
@@ -389,11 +389,12 @@ for Z in Z_SIZES:
 # So $q(z)$ has the prior's first two moments, roughly, and not its shape. The difference is
 # where the holes are.
 #
-# **How far is $q(z)$ from the prior?** Lesson 7's decomposition of the average KL,
+# **How far is $q(z)$ from the prior?** Averaged over the data, the KL term splits in two
+# (Hoffman & Johnson 2016; lesson 8 derives the split and takes it one step further),
 #
 # $$\mathbb{E}_x \mathrm{KL}\big(q(z\mid x)\,\|\,p(z)\big) = I(x; z) + \mathrm{KL}\big(q(z)\,\|\,p(z)\big),$$
 #
-# has the mismatch as its second part: what the KL term charges beyond the information the
+# and the mismatch is its second part: what the KL term charges beyond the information the
 # code carries ($I(x;z)$, at most $\log N$). `kl_decomposition` splits it further into total
 # correlation plus dimension-wise KL; their sum is $\mathrm{KL}(q(z)\,\|\,p(z))$.
 
