@@ -6,7 +6,7 @@ core by default. Its worker threads spin while they wait for the next product. W
 process holds a core, every product waits for a worker that the kernel has descheduled: on 2
 cores with one competing busy process, an MNIST VAE epoch takes about 10 times longer with 2
 threads than with 1. On an idle machine 2 threads do the same products in 0.6 of the time.
-So the count is chosen, not fixed (lesson 10 measures all of this):
+So the count is chosen, not fixed (the lessons' appendix A measures all of this):
 
     "auto"   before each epoch, a probe times a typical product, (128, 784) @ (784, 400) and
              the gradient product beside it, in short blocks at 1 thread and at n (BLAS's
