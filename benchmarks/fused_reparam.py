@@ -3,9 +3,10 @@ fused with the KL term of the ELBO: numba kernels, each beside its NumPy twin.
 
 Not part of minivae. The library samples in its ``Reparameterize`` layer and takes the KL
 from ``losses.gaussian_kl``, both NumPy, both visible in ``VAE.loss``; at (N, Z) = (128, 20)
-a fused kernel saves microseconds of a step that takes milliseconds (lesson 10 section 6
-measures it). ``benchmarks/flat_step.py`` uses the fused pair; ``tests/test_benchmark_kernels.py``
-holds each kernel equal to its twin, and the fused pair equal to the layer and the loss.
+a fused kernel saves microseconds of a step that takes milliseconds (the lessons' appendix A,
+section 6, measures it). ``benchmarks/flat_step.py`` uses the fused pair;
+``tests/test_benchmark_kernels.py`` holds each kernel equal to its twin, and the fused pair equal
+to the layer and the loss.
 
     forward:   std = exp(0.5 logvar);  z = mu + std * eps
     backward:  dmu = dz;  dlogvar = dz * eps * std * 0.5     (dz/dlogvar = 0.5 std eps)

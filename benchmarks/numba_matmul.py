@@ -10,7 +10,8 @@ Each numba kernel sits beside its NumPy twin (``matmul_nn_np`` ...), one call to
 which is its specification; ``tests/test_matmul.py`` holds them equal. Not part of minivae:
 minivae's layers write ``x @ W``, ``x.T @ dy`` and ``dy @ W.T`` and NumPy hands them to BLAS,
 because this experiment, timed side by side at every product of a VAE step
-(``benchmarks/matmul_shapes.py``, lesson 10 section 4), found BLAS faster at each of them.
+(``benchmarks/matmul_shapes.py``, the lessons' appendix A, section 4), found BLAS faster at
+each of them.
 
 How the numba kernel works.  Row i of out is a weighted sum of the rows of B:
 

@@ -13,7 +13,7 @@ nowhere else.
     mse             sum_d (y - x)^2                             d/dy = 2 (y - x)
 
 and, for a GAN, with l the discriminator's logit, D = sigmoid(l) the probability it gives
-"real" (lesson 12):
+"real" (lesson 11):
 
     bce_with_logits              sum_d softplus(l) - y l        d/dl = sigmoid(l) - y
                                  = -[y log D + (1 - y) log(1 - D)]

@@ -5,7 +5,7 @@ samplers, their log-densities, and the count of modes that a sample covers.
     p(x) = sum_k w_k N(x | m_k, s_k^2 I)           means (K, D), stds (K,), weights (K,)
 
 A GAN's theory is stated in terms of p_data (the optimal discriminator is
-p_data / (p_data + p_g)); here p_data is known, so the statements can be checked (lesson 12).
+p_data / (p_data + p_g)); here p_data is known, so the statements can be checked (lesson 11).
 """
 
 import numpy as np

@@ -21,7 +21,7 @@ and d k(a, b) / da = 2 dk/dr (a - b). Each x_i sits in the pairs (i, j) and (j, 
 with Gxx_ij = dk/dr at (x_i, x_j), 0 on the diagonal, and Gxy_ij = dk/dr at (x_i, y_j).
 The default scale is C = 2 Z, the mean squared distance of two draws of N(0, I_Z), as the
 WAE paper takes for its prior (Tolstikhin et al. 2018). A WAE (``minivae.models.wae``) uses
-the estimator with y drawn from its prior; lesson 12 also uses it to compare samples with
+the estimator with y drawn from its prior; lesson 11 also uses it to compare samples with
 test images in the features of a classifier.
 """
 

@@ -262,7 +262,7 @@ def test_mixture_density_and_sampler():
 
 
 @pytest.mark.skipif(not JIT, reason="2 x 1280 steps of a GAN: minutes as plain Python; "
-                    "lesson 12 asserts the same")
+                    "lesson 11 asserts the same")
 def test_a_slow_discriminator_lets_the_generator_collapse():
     """On the ring of 8 Gaussians, a GAN whose D learns as fast as G spreads over all 8 modes;
     with D 4 times slower, G puts nearly all its samples near one or two modes at a time, and

@@ -1,8 +1,8 @@
 """The numba matmul kernels of benchmarks/numba_matmul.py against their NumPy twins.
 
 The kernels are an experiment, not part of minivae (its layers write ``x @ W``: BLAS); the
-timings that compare them with BLAS are benchmarks/matmul_shapes.py and lesson 10, and this
-file holds the kernels that those timings run equal to BLAS's answer.
+timings that compare them with BLAS are benchmarks/matmul_shapes.py and the lessons' appendix
+A, and this file holds the kernels that those timings run equal to BLAS's answer.
 
 Tolerance: a sum of K products carries a rounding error of at most about K * eps * sum|a||b|
 whichever order it is added in, so two correct results differ by at most twice that.

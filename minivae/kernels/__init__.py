@@ -5,7 +5,8 @@ A kernel implements a formula the reader sees elsewhere: the bias add and activa
 and SGD of ``minivae.optim``, the gather and scatter-add of a convolution (im2col, col2im)
 and its bias and activation per channel (``minivae.layers.conv``). Matrix products are not
 here: layers write ``x @ W`` and NumPy hands them to BLAS, which beats a numba matmul at
-every product of a VAE step (``benchmarks/matmul_shapes.py`` and lesson 10 measure it).
+every product of a VAE step (``benchmarks/matmul_shapes.py`` and the lessons' appendix A
+measure it).
 
 Every ``@njit`` kernel in this package has a plain NumPy function named
 ``<kernel>_np`` that is its specification; ``tests/test_kernels.py`` holds
@@ -13,7 +14,7 @@ each pair equal on hypothesis-generated inputs (``tests/test_conv.py`` those of
 ``conv``). Layers, losses and optimizers call the kernels; they never define their own.
 Set ``NUMBA_DISABLE_JIT=1`` and the same code runs as plain Python.
 
-What makes a loop here fast (lesson 10 measures each):
+What makes a loop here fast (the lessons' appendix A measures each):
   - ``error_model="numpy"`` on every kernel: numba's default checks each float
     division for zero, to raise ZeroDivisionError, and that branch stops the
     loop from running 8 floats at a time;
