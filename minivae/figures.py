@@ -183,16 +183,23 @@ def plot_reconstructions(model, x, image_shape, *, nrow=None, path=None):
 
 
 def plot_samples(model, image_shape, *, n=64, rng=None, nrow=None, path=None):
-    """Decoder means at n draws z ~ N(0, I) from the prior."""
+    """Decoder means at n draws z ~ N(0, I) from the prior (a GAN: its generator's G(z))."""
     n = check_count(n, "plot_samples", "n")
     if not hasattr(model, "z_dim"):
         raise InputError(f"plot_samples: {type(model).__name__} has no latent prior to sample "
-                         "from; expected a VAE")
+                         "from; expected a VAE, a WAE or a GAN")
     rng = np.random.default_rng(getattr(model, "rng", None) if rng is None else rng)
     z = rng.standard_normal((n, model.z_dim))
-    what = "probabilities" if getattr(model, "likelihood", "") == "bernoulli" else "means"
-    fig, _ = _grid_figure([(image_grid(_decode(model, z), image_shape, nrow),
-                            f"{n} samples from the prior: decoder {what} at z ~ N(0, I)")])
+    if hasattr(model, "generate"):                                       # a GAN
+        images = np.asarray(model.generate(np.ascontiguousarray(z, dtype=_dtype(model))),
+                            np.float64)
+        title = f"{n} samples G(z), z ~ N(0, I)"
+    else:
+        bernoulli = "bernoulli" in (getattr(model, "likelihood", ""), getattr(model, "output", ""))
+        images = _decode(model, z)
+        title = (f"{n} samples from the prior: decoder "
+                 f"{'probabilities' if bernoulli else 'means'} at z ~ N(0, I)")
+    fig, _ = _grid_figure([(image_grid(images, image_shape, nrow), title)])
     return _save(fig, path)
 
 
@@ -308,7 +315,7 @@ def plot_latent_scatter(model, x, y=None, *, path=None):
 
 
 TERMS = (("loss", "loss"), ("recon", "reconstruction -log p(x|z)"),
-         ("kl", "KL(q(z|x) || p(z))"))
+         ("kl", "KL(q(z|x) || p(z))"), ("mmd", "MMD^2(codes, prior) (wae)"))
 SPLITS = ("train", "valid", "test")
 
 
@@ -398,8 +405,12 @@ def make_figures(model, dataset, metrics, out_dir, rng, *, n_scatter=2000):
     VAE: reconstructions, samples, interpolation, traversals, manifold (Z = 2 only),
     latent_scatter (when dataset.y exists), loss_curves (when metrics), kl_per_dim.
     AE, PCA and other deterministic codes: reconstructions, interpolation, latent_scatter,
-    loss_curves. ``dataset`` needs x (N, D), y (or None) and image_shape.
+    loss_curves; a WAE also samples. A GAN: samples and its own loss curves (figures_gan.py).
+    ``dataset`` needs x (N, D), y (or None) and image_shape.
     """
+    if hasattr(model, "discriminator"):                                  # a GAN: no encoder
+        from minivae.figures_gan import make_gan_figures
+        return make_gan_figures(model, dataset, metrics, out_dir, rng)
     rng = np.random.default_rng(rng)
     out_dir = Path(out_dir)
     if not (hasattr(dataset, "x") and hasattr(dataset, "image_shape")):
@@ -412,7 +423,7 @@ def make_figures(model, dataset, metrics, out_dir, rng, *, n_scatter=2000):
     some = rng.choice(len(x), size=min(len(x), int(n_scatter)), replace=False)
     vae = is_variational(model)
     jobs = [("reconstructions", lambda: plot_reconstructions(model, x[pick], shape))]
-    if vae:
+    if vae or hasattr(model, "sample"):                                  # a prior: VAE, WAE
         jobs.append(("samples", lambda: plot_samples(model, shape, n=64, rng=rng)))
     if len(x) >= 2:
         jobs.append(("interpolation", lambda: plot_interpolation(model, x[pick[0]], x[pick[1]],

@@ -9,7 +9,9 @@ from minivae.cli import export as export_cmd
 from minivae.models import MODELS
 from minivae.run.config import (
     BY_DATA,
+    BY_MODEL,
     RULES,
+    SAME_AS,
     Choice,
     MachineSettings,
     ModelSettings,
@@ -17,9 +19,10 @@ from minivae.run.config import (
     TrainConfig,
     comments,
 )
+from minivae.run.generative import QUALITY_HELP
 
 METAVARS = {"hidden": "H", "latent": "Z", "batch_size": "B", "warmup": "N", "noise_level": "L",
-            "threads": "N"}
+            "threads": "N", "d_hidden": "H", "d_lr": "LR", "lam": "LAMBDA"}
 
 
 class UsageError(Exception):
@@ -80,7 +83,8 @@ def _add_train(sub):
     a("--out", metavar="DIR", help=f"run folder; must be new or empty unless --resume "
       f"(default: a fresh {train.RUNS}/<model>-<data>[-2, -3, ...])")
     a("--resume", action="store_true",
-      help="continue the run in --out from its checkpoint (only --epochs and --lr may change)")
+      help="continue the run in --out from its checkpoint (only --epochs, --lr and a gan's "
+           "--d-lr may change)")
     a("--iwae-k", type=_number(int, 0, view.IWAE_K_MAX), metavar="K",
       help=f"importance samples for the final IWAE NLL (default: {view.IWAE_K}; 0 skips it; "
            f"at most {view.IWAE_K_MAX})")
@@ -104,22 +108,28 @@ def _kind(name):
     if isinstance(rule, Choice):
         return {"choices": rule.choices}
     kind = {"type": rule.parse, "metavar": METAVARS.get(name, name.upper())}
-    return {**kind, "nargs": "+"} if name == "hidden" else kind
+    return {**kind, "nargs": "+"} if name in ("hidden", "d_hidden") else kind
 
 
 def _default(f):
     """'20', or '20; sprites: 30' for a default that depends on the data set."""
     def show(v):
         return " ".join(map(str, v)) if isinstance(v, tuple) else str(v)
+    if f.name in SAME_AS:
+        return SAME_AS[f.name]
     by_data = [f"{name}: {show(d[f.name])}" for name, d in BY_DATA.items() if f.name in d]
-    return "; ".join([show(f.default), *by_data])
+    by_model = [f"{name}: {show(d[f.name])}" for name, d in BY_MODEL.items() if f.name in d]
+    return "; ".join([show(f.default), *by_data, *by_model])
 
 
 def _add_view(sub):
     e = sub.add_parser("evaluate", help="negative ELBO, IWAE NLL, KL per dimension, ...",
-                       description="Evaluate a trained run on a data split: negative ELBO, "
-                       "IWAE NLL (nats), reconstruction error, KL per latent dimension, active "
-                       "units and, per dimension, the variance law mean sigma^2 + Var mu.")
+                       description="Evaluate a trained run on a data split. A VAE: negative "
+                       "ELBO, IWAE NLL (nats), reconstruction error, KL per latent dimension, "
+                       "active units and, per dimension, the variance law mean sigma^2 + Var "
+                       "mu. An autoencoder: reconstruction loss and squared error; a WAE also "
+                       "the MMD^2 of its codes to the prior. A WAE and a GAN: sample quality. "
+                       f"{QUALITY_HELP}")
     e.add_argument("run", metavar="RUN", help="a run folder made by `minivae train`")
     e.add_argument("--iwae-k", type=_number(int, 0, view.IWAE_K_MAX), default=view.IWAE_K,
                    metavar="K",

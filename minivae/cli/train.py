@@ -22,10 +22,15 @@ AE_OUTPUT = {"bernoulli": "bernoulli", "gaussian": "mse"}     # --likelihood -> 
 MODEL_FLAGS = {"vae": {"arch", "hidden", "latent", "likelihood", "beta", "warmup"},
                "ae": {"arch", "hidden", "latent", "likelihood"},
                "dae": {"arch", "hidden", "latent", "likelihood", "noise", "noise_level"},
+               "wae": {"arch", "hidden", "latent", "likelihood", "lam", "kernel"},
+               "gan": {"hidden", "d_hidden", "latent", "generator_loss", "d_lr"},
                "linear-ae": {"latent"}, "pca": {"latent"}}
 MODEL_SETTINGS = [f.name for f in fields(ModelSettings)]
 TRAIN_SETTINGS = [f.name for f in fields(TrainConfig)]
-GRADIENT_FLAGS = set(TRAIN_SETTINGS) - {"seed", "warmup"}   # for every model but pca
+# the training settings of every model trained by gradient steps (all but pca); a GAN's
+# data are not binarized (fit_gan trains on x as it is)
+GRADIENT_FLAGS = {"vae": set(TRAIN_SETTINGS) - {"seed", "warmup", "d_lr"}}
+GRADIENT_FLAGS["gan"] = GRADIENT_FLAGS["vae"] - {"binarize"}
 RUNS = "runs"                       # where `minivae train` puts a run when --out is not given
 
 
@@ -50,10 +55,13 @@ def _given(args):
 def _new_run_settings(args):
     """(model config, data name, TrainConfig) from the flags and the defaults."""
     given = _given(args)
-    v = {**defaults(given.get("data", ModelSettings.data)), **given}
-    model = v["model"]
+    model = given.get("model", ModelSettings.model)
+    v = {**defaults(given.get("data", ModelSettings.data), model), **given}
     allowed = MODEL_FLAGS[model] | {"model", "data", "seed"}
-    allowed |= GRADIENT_FLAGS if model != "pca" else set()
+    allowed |= GRADIENT_FLAGS.get(model, GRADIENT_FLAGS["vae"]) if model != "pca" else set()
+    if model == "gan" and "arch" in given:
+        raise MinivaeError(f"--arch {given['arch']} does not apply to --model gan: its "
+                           "generator and discriminator are dense networks (MLPs)")
     for k in given:
         if k not in allowed:
             raise MinivaeError(f"{_flag(k)} does not apply to --model {model}")
@@ -77,12 +85,18 @@ def _model_config(v, x_dim):
     if model == "vae":
         return {"model": model, "x_dim": x_dim, "hidden": hidden, "z_dim": z,
                 "likelihood": v["likelihood"], "beta": v["beta"]}
-    if model in ("ae", "dae"):
+    if model == "gan":
+        d_hidden = hidden if v["d_hidden"] is None else list(v["d_hidden"])
+        return {"model": model, "x_dim": x_dim, "z_dim": z, "hidden": hidden,
+                "d_hidden": d_hidden, "generator_loss": v["generator_loss"]}
+    if model in ("ae", "dae", "wae"):
         if v["likelihood"] not in AE_OUTPUT:
             raise MinivaeError(f"--likelihood {v['likelihood']} is for --model vae; an "
                                f"autoencoder takes {' or '.join(AE_OUTPUT)}")
         mc = {"model": model, "x_dim": x_dim, "hidden": hidden, "z_dim": z,
               "output": AE_OUTPUT[v["likelihood"]]}
+        if model == "wae":
+            return {**mc, "lam": v["lam"], "kernel": v["kernel"]}
         return {**mc, "noise": v["noise"], "noise_level": v["noise_level"]} if model == "dae" \
             else mc
     if model == "linear-ae":
@@ -94,11 +108,16 @@ def _saved_settings(run):
     """The settings a run was made with, by name (None: not one its model takes)."""
     m = run.model
     lik = m.get("likelihood") or {v: k for k, v in AE_OUTPUT.items()}.get(m.get("output"))
-    arch = m.get("arch", "mlp") if m["model"] in ("vae", "ae", "dae") else None
-    return {"model": m["model"], "data": run.data, "arch": arch, "hidden": m.get("hidden"),
+    arch = m.get("arch", "mlp") if m["model"] in ("vae", "ae", "dae", "wae") else None
+    saved = {"model": m["model"], "data": run.data, "arch": arch, "hidden": m.get("hidden"),
             "latent": m.get("z_dim", m.get("n_components")), "likelihood": lik,
             "beta": m.get("beta"), "noise": m.get("noise"), "noise_level": m.get("noise_level"),
-            **{k: getattr(run.train, k) for k in TRAIN_SETTINGS if k not in ("epochs", "lr")}}
+            "d_hidden": m.get("d_hidden"), "generator_loss": m.get("generator_loss"),
+            "lam": m.get("lam"), "kernel": m.get("kernel"),
+            **{k: getattr(run.train, k) for k in TRAIN_SETTINGS if k not in folder.CHANGEABLE}}
+    if m["model"] != "gan":
+        saved["d_lr"] = None                            # only a GAN has a discriminator
+    return saved
 
 
 def _resumed_run(args):
@@ -116,7 +135,7 @@ def _resumed_run(args):
         if k in saved and v != saved[k]:
             raise MinivaeError(f"{_flag(k)} {_show(v)} differs from the run's "
                                f"{_show(saved[k])}; a resumed run keeps its settings "
-                               "(only --epochs and --lr may change)")
+                               "(only --epochs, --lr and a gan's --d-lr may change)")
     return run
 
 
@@ -133,7 +152,8 @@ def cmd_train(args):
         _say(f"run folder: {run.dir}")
     threads = MachineSettings.threads if args.threads is None else args.threads
     history = train(run, epochs=args.epochs if args.resume else None,
-                    lr=args.lr if args.resume else None, verbose=not args.quiet,
+                    lr=args.lr if args.resume else None,
+                    d_lr=args.d_lr if args.resume else None, verbose=not args.quiet,
                     datasets=datasets, threads=threads)
     if args.resume and len(history) == before and _evaluated(run.dir, before):
         _say(f"{run.dir} already has {before} epochs; nothing to do (--epochs N trains on)")

@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from minivae.errors import MinivaeError
 from minivae.run import folder as rf
+from minivae.run.generative import evaluate_generative, is_generative
 
 IWAE_K = 100                        # importance samples for the IWAE NLL, unless --iwae-k
 IWAE_K_MAX = 100_000                # 20 times the 5000 of the IWAE paper; MNIST's test set at
@@ -32,7 +33,12 @@ def evaluate_run(run_dir, iwae_k, split, seed, verbose=True):
     with tqdm(total=len(x), desc=f"evaluating{f' (IWAE, k={k})' if k else ''}", unit="example",
               leave=False, file=sys.stderr, dynamic_ncols=True,
               disable=None if verbose else True) as bar:           # None: only on a terminal
-        out = evaluate(model, x, iwae_k=k, rng=np.random.default_rng(seed), progress=bar.update)
+        rng = np.random.default_rng(seed)
+        if is_generative(model):                                   # WAE, GAN: and its samples
+            train = rf.load_datasets(meta["run"]["data"], ("train",))[0]
+            out = evaluate_generative(model, x, train, rng, progress=bar.update)
+        else:
+            out = evaluate(model, x, iwae_k=k, rng=rng, progress=bar.update)
     return {"run": str(run_dir), "model": meta["run"]["model"]["model"],
             "data": meta["run"]["data"], "split": split, "epochs": meta["progress"]["epoch"],
             "batches": meta["progress"]["batch"], **out}
@@ -50,9 +56,19 @@ def table(m):
     lines = [(f"{m['model']} on {m['data']} ({m['split']}, {m['n']} examples), after "
               f"{trained(m)}; nats per example")]
     rows = [("negative ELBO", "nelbo"), (f"IWAE NLL (k={m.get('iwae_k')})", "nll"),
+            (f"loss = recon + {m.get('lam', 0):g} MMD^2", "loss"),
             ("reconstruction -log p(x|z)" if "kl" in m else "reconstruction loss", "recon"),
-            ("KL(q(z|x) || p(z))", "kl"), ("squared error of the mean", "mse")]
-    lines += [f"  {label:<28}{m[k]:>12.3f}" for label, k in rows if k in m]
+            ("KL(q(z|x) || p(z))", "kl"), ("MMD^2(codes, prior)", "mmd"),
+            ("squared error of the mean" if "kl" in m else "squared error", "mse"),
+            ("D's loss -V(D, G)", "d_loss"), ("G's loss", "g_loss"),
+            ("D(real), mean", "d_real"), ("D(fake), mean", "d_fake")]
+    lines += [f"  {label:<28}{m[k]:>12.4g}" if k == "mmd" else f"  {label:<28}{m[k]:>12.3f}"
+              for label, k in rows if k in m]
+    for label, k in (("sample quality, MMD^2", "sample_mmd"),
+                     ("  real images (the floor)", "sample_mmd_real")):
+        if k in m:
+            lines.append(f"  {label:<28}{m[k]:>12.5f} +- {m[k + '_se']:.5f}  (classifier "
+                         f"features, {m['quality_n']} samples; lower is better)")
     if "kl_per_dim" in m:
         kl, s2, vm = m["kl_per_dim"], m["mean_sigma2"], m["var_mu"]
         lines.append(f"  {'active units':<28}{m['active_units']:>12d}   of {len(kl)} "
@@ -77,9 +93,9 @@ def cmd_sample(args):
         raise MinivaeError(f"--out {out}: expected an image file name ending in .png, .pdf, "
                            ".svg or .jpg")
     model, meta = rf.load_model(args.run)
-    if not is_variational(model):
+    if not (is_variational(model) or is_generative(model)):
         raise MinivaeError(f"a {meta['run']['model']['model']} model has no prior to sample "
-                           f"from (only vae has); try `minivae figures {args.run}`")
+                           f"from (vae, wae and gan have); try `minivae figures {args.run}`")
     shape = rf.load_datasets(meta["run"]["data"], ("test",))[0].image_shape
     print(sample_grid(model, args.n, np.random.default_rng(args.seed), out, shape))
     return 0

@@ -58,7 +58,9 @@ class ProgressBar:
 class TestLoss:
     """After each epoch, the loss on x_test (M, D) into the epoch's row of history (test_loss,
     test_recon, ...): one z sampled per example from a Generator fixed for that epoch (seed),
-    with kl_weight 1."""
+    with kl_weight 1. A GAN's is its discriminator's loss on the test images and as many
+    fakes (test_loss, test_d_real, test_d_fake): a D that learns the training set by heart
+    scores worse on it."""
 
     __test__ = False                   # not a pytest test class
 
@@ -71,11 +73,13 @@ class TestLoss:
 
 
 def mean_terms(model, x, prefix):
-    """{prefix + "loss": the mean loss over x, prefix + k: the mean of model.last[k]}."""
+    """{prefix + "loss": the mean loss over x, prefix + k: the mean of model.last[k]}; the
+    loss is ``model.loss``, a GAN's ``d_loss``."""
     p = Progress(epochs=0, batches=0)
+    loss = getattr(model, "d_loss", None) or model.loss
     for i in range(0, len(x), EVAL_BATCH):
         xb = x[i:i + EVAL_BATCH]
-        p.add(model.loss(xb), getattr(model, "last", {}), len(xb))
+        p.add(loss(xb), getattr(model, "last", {}), len(xb))
     return {prefix + k: v / p.seen for k, v in p.sums.items()}
 
 

@@ -4,7 +4,8 @@ checkpoint.npz is a zip of .npy arrays and nothing else, read with ``allow_pickl
     "meta"          uint8 (bytes,): UTF-8 JSON {"format", "version", "run", "progress", "rng",
                     "history"}; ``run`` is what the run folder's config.json holds
     "param.<name>"  one array per model parameter, e.g. "param.encoder.0.W"
-    "optim.<name>"  the optimizer's ``state_dict()``, e.g. "optim.t", "optim.m.encoder.0.W"
+    "optim.<name>"  the optimizer's ``state_dict()``, e.g. "optim.t", "optim.m.encoder.0.W";
+                    a GAN's two: "optim.discriminator.t", "optim.generator.m.0.W", ...
 Loading never unpickles and never runs code: a file that is not such a zip, holds an object
 array, comes from a newer format, or does not match the model its config describes is refused
 with a CheckpointError that says why. The model is counted from its config and compared with
@@ -259,25 +260,39 @@ def restore_optimizer(optimizer, optim, path):
     checking what an optimizer of its kind writes: a step count t, an integer >= 0; one array
     per parameter and slot, of the parameter's dtype (finite: ``load`` checked that); for
     Adam, second moments v >= 0 (a negative one would be a square root of a negative number,
-    and a NaN step, on the next update: damage, not divergence)."""
+    and a NaN step, on the next update: damage, not divergence). A GAN's OptimizerPair
+    (optimizers.py): each of its two from the arrays named after it, "discriminator.t", ..."""
+    parts = getattr(optimizer, "parts", None)
+    if parts is None:
+        return _restore_one(optimizer, optim, path, "optimizer")
+    stray = sorted(k for k in optim if k.partition(".")[0] not in parts)
+    if stray:
+        raise CheckpointError(f"{path}: its optimizer state has arrays of no optimizer this "
+                              f"model trains with ({stray[:3]}); the file is damaged")
+    for name, opt in parts.items():
+        _restore_one(opt, {k.partition(".")[2]: v for k, v in optim.items()
+                           if k.partition(".")[0] == name}, path, f"{name}'s optimizer")
+
+
+def _restore_one(optimizer, optim, path, what):
     state = {k: v for k, v in optim.items()}
     t = state.get("t")
     if t is None or t.shape != () or t.dtype.kind not in "iu" or t < 0:
-        raise CheckpointError(f"{path}: its optimizer state has no valid step count t "
+        raise CheckpointError(f"{path}: its {what} state has no valid step count t "
                               f"(got {t!r}); the file is damaged")
     for k, v in state.items():
         slot, _, name = k.partition(".")
         p = optimizer.params.get(name)
         if k != "t" and p is not None and v.dtype != p.dtype:
-            raise CheckpointError(f"{path}: optimizer state {k!r} is {v.dtype}, the parameter "
+            raise CheckpointError(f"{path}: {what} state {k!r} is {v.dtype}, the parameter "
                                   f"is {p.dtype}; the file is damaged")
         if isinstance(optimizer, Adam) and slot == "v" and (v < 0).any():
-            raise CheckpointError(f"{path}: optimizer state {k!r} holds a negative second "
+            raise CheckpointError(f"{path}: {what} state {k!r} holds a negative second "
                                   "moment, which Adam never writes; the file is damaged")
     try:
         optimizer.load_state_dict(state)
     except (InputError, KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: its optimizer state does not fit: {e}") from None
+        raise CheckpointError(f"{path}: its {what} state does not fit: {e}") from None
 
 
 def set_rng_state(gen, state, what, path):

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from minivae.errors import InputError
+from minivae.losses import GENERATOR_LOSSES
+from minivae.mmd import KERNELS
 
 
 @dataclass
@@ -36,6 +38,8 @@ class TrainConfig:
                                 # 0: none)
     binarize: str = "none"      # dynamic: train on x ~ Bernoulli(x), redrawn each epoch
                                 # (grey-level MNIST)
+    d_lr: float = None          # gan: the discriminator's learning rate (--lr is the
+                                # generator's); may change with --resume
 
     def check(self):
         """Raise InputError naming the first setting out of range; returns self."""
@@ -58,19 +62,27 @@ class TrainConfig:
 class ModelSettings:
     """What `minivae train` builds, and on which data (cli/train.py makes the model config)."""
 
-    model: str = "vae"              # the model: vae, ae, dae (denoising), linear-ae or pca
+    model: str = "vae"              # the model: vae, ae, dae (denoising), wae (Wasserstein
+                                    # autoencoder), gan, linear-ae or pca
     arch: str = "mlp"               # vae, ae, dae: mlp (dense layers), or conv: stride-2
                                     # convolutions of 32 and 64 channels, then the --hidden
                                     # dense layers (none unless given); the decoder mirrors it
     data: str = "sprites"           # the data set (`minivae data list`); sprites is generated
     hidden: tuple = (400,)          # hidden layer sizes of the encoder (the decoder mirrors
-                                    # them), e.g. --hidden 512 256
+                                    # them), e.g. --hidden 512 256; gan: of the generator
+    d_hidden: tuple = None          # gan: hidden layer sizes of the discriminator
     latent: int = 20                # latent dimensions (pca: components)
     likelihood: str = "bernoulli"   # p(x|z): bernoulli for x in [0, 1]; gaussian (fixed sigma;
                                     # squared error for ae/dae); gaussian-learned (vae only)
     beta: float = 1.0               # weight of the KL term (beta-VAE)
     noise: str = "gaussian"         # dae's corruption: gaussian noise, or masking pixels
     noise_level: float = 0.3        # dae: std of the gaussian noise, or probability of masking
+    lam: float = 100.0              # wae: weight of the MMD between the codes and the prior
+                                    # (100 suits a bernoulli loss, ~10 a gaussian one)
+    kernel: str = "imq"             # wae: the MMD's kernel, inverse multiquadratic or rbf
+                                    # (scale C = 2 x latent)
+    generator_loss: str = "non-saturating"   # gan: the generator's objective, -log D(G(z)),
+                                             # or minimax: log(1 - D(G(z)))
 
 
 @dataclass
@@ -84,11 +96,17 @@ class MachineSettings:
 # The defaults that depend on the data set, over those above (of either class). sprites' make
 # `minivae train` a ~1-minute run on 2 cores.
 BY_DATA = {"sprites": {"hidden": (512,), "latent": 10, "epochs": 30}}
+# The defaults that depend on the model, over all of those: a GAN learns with Adam at 2e-4
+# (and Adam's beta1 = 0.5, run/optimizers.py), as in Radford et al. (2016).
+BY_MODEL = {"gan": {"lr": 2e-4}}
+# Defaults that are another setting's value, in the words of --help.
+SAME_AS = {"d_lr": "--lr", "d_hidden": "--hidden"}
 
 
-def defaults(data):
-    """{setting: default} of both classes for data set ``data``."""
-    return {**asdict(ModelSettings()), **asdict(TrainConfig()), **BY_DATA.get(data, {})}
+def defaults(data, model="vae"):
+    """{setting: default} of both classes for data set ``data`` and ``model``."""
+    return {**asdict(ModelSettings()), **asdict(TrainConfig()), **BY_DATA.get(data, {}),
+            **BY_MODEL.get(model, {})}
 
 
 # ---- what a setting may be ----
@@ -168,6 +186,20 @@ class AutoOr:
 
 
 @dataclass(frozen=True)
+class OrNone:
+    """None (the default: another setting's value, SAME_AS), or what ``rule`` allows."""
+
+    rule: Number
+
+    def check(self, name, v):
+        if v is not None:
+            self.rule.check(name, v)
+
+    def parse(self, text):
+        return self.rule.parse(text)
+
+
+@dataclass(frozen=True)
 class Choice:
     """One of ``choices``."""
 
@@ -187,6 +219,9 @@ RULES = {
     "hidden": COUNT, "latent": COUNT, "beta": Number(float, 0), "noise_level": Number(float, 0),
     "likelihood": Choice(("bernoulli", "gaussian", "gaussian-learned")),
     "noise": Choice(("gaussian", "masking")), "threads": AutoOr(COUNT),
+    "d_lr": OrNone(Number(float, 0, lo_open=True)), "d_hidden": COUNT,
+    "lam": Number(float, 0), "kernel": Choice(KERNELS),
+    "generator_loss": Choice(tuple(GENERATOR_LOSSES)[::-1]),     # non-saturating first
 }   # model and data: one of minivae.models.MODELS, minivae.data.DATASETS
 
 

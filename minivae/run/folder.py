@@ -52,7 +52,7 @@ EVALUATION = "evaluation.json"
 RUN_FORMAT = "minivae-run"                  # the "format" of config.json (same VERSION)
 CONFIG_BYTES = 1 << 20                      # config.json is a few hundred bytes
 TEXT_BYTES = 64 << 20                       # metrics.jsonl, evaluation.json: a few KB to MB
-CHANGEABLE = ("epochs", "lr")               # the settings a resumed run may change
+CHANGEABLE = ("epochs", "lr", "d_lr")       # the settings a resumed run may change
 
 
 @dataclass
@@ -121,7 +121,7 @@ def create_run(out, model_config, data_name, cfg, root="runs"):
 
 def open_run(run_dir):
     """The Run in ``run_dir``, read once: from checkpoint.npz if there is one (its record of
-    the run wins; config.json may change only the epochs and the learning rate), else from
+    the run wins; config.json may change only the epochs and the learning rates), else from
     config.json. CheckpointError if what it holds is not valid, if config.json was edited
     otherwise, or if the checkpoint is missing although metrics.jsonl lists epochs."""
     run_dir = Path(run_dir)
@@ -156,8 +156,8 @@ def _with_edits(saved, run_dir):
         raise CheckpointError(
             f"{run_dir / CONFIG} was edited: {k} is {theirs.get(k, 'missing')!r} there but "
             f"{mine.get(k, 'missing')!r} in {CHECKPOINT}; a run keeps the settings it was made "
-            f"with (only {' and '.join(CHANGEABLE)} may change, with --epochs / --lr or in "
-            f"{CONFIG}). Undo the edit, or start a new run with the new settings")
+            f"with (only epochs, lr and a gan's d_lr may change, with --epochs / --lr / --d-lr "
+            f"or in {CONFIG}). Undo the edit, or start a new run with the new settings")
     return {**saved, "train": {**saved["train"], **{c: cfg["train"][c] for c in CHANGEABLE}}}
 
 
@@ -186,11 +186,14 @@ def _no_lost_epochs(run_dir):
             f"resume, or delete {METRICS} to train the run again from its first epoch")
 
 
-def retune(run, epochs=None, lr=None):
-    """``run`` with another number of epochs and learning rate (None: the same), the only
+def retune(run, epochs=None, lr=None, d_lr=None):
+    """``run`` with another number of epochs and learning rates (None: the same), the only
     settings a run may change; config.json records them if they changed."""
+    if d_lr is not None and run.model["model"] != "gan":
+        raise InputError(f"d_lr applies to a gan, not to this run's {run.model['model']} model")
     train = replace(run.train, epochs=run.train.epochs if epochs is None else epochs,
-                    lr=run.train.lr if lr is None else lr).check()
+                    lr=run.train.lr if lr is None else lr,
+                    d_lr=run.train.d_lr if d_lr is None else d_lr).check()
     if train.epochs < run.epochs_done:
         raise InputError(f"epochs={train.epochs} is fewer than the {run.epochs_done} epochs "
                          "this run has already trained")

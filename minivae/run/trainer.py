@@ -3,12 +3,13 @@ that a run can stop and go on.
 
     train(run):  open the run (its checkpoint, or config.json); build or restore the model, the
                  optimizer and the Generators; fit(model, x, optimizer, epochs, batch_size,
-                 data_rng, callbacks), with the callbacks
+                 data_rng, callbacks) (a GAN: fit_gan, with its two optimizers), with the
+                 callbacks
         KLWarmup      the KL weight rises from 0 to 1 over the first `warmup` epochs (train.py)
         StopOnSignal  Ctrl-C or SIGTERM sets p.stop: fit ends after the batch (callbacks.py)
         ProgressBar   a tqdm bar per epoch (callbacks.py)
         Divergence    a NaN or infinite loss or parameter: TrainingDiverged
-        TestLoss      the test loss after each epoch (callbacks.py)
+        TestLoss      the test loss after each epoch (a GAN: D's loss) (callbacks.py)
         Checkpoints   after each epoch checkpoint.npz, metrics.jsonl and a summary line; a
                       mid-epoch checkpoint when fit stops early
     PCA is fitted in closed form instead, once.
@@ -45,12 +46,12 @@ from tqdm import tqdm
 from minivae.errors import InputError, MinivaeError, NonFiniteError
 from minivae.kernels.checks import all_finite
 from minivae.models import build
-from minivae.optim import SGD, Adam
 from minivae.run import checkpoint, folder
 from minivae.run.callbacks import ProgressBar, StopOnSignal, TestLoss, mean_terms
+from minivae.run.optimizers import OptimizerPair, make_optimizer
 from minivae.run.stopping import StopSignals, TrainingInterrupted, interruption
 from minivae.run.threads import Threads, check, largest_product
-from minivae.train import KLWarmup, Progress, fit
+from minivae.train import KLWarmup, Progress, fit, fit_gan
 
 __all__ = ["TrainingDiverged", "TrainingInterrupted", "train"]
 
@@ -78,13 +79,14 @@ class Session:
     began_with: int = None     # the threads the epoch in progress began with (a resumed one)
 
 
-def train(run, *, epochs=None, lr=None, datasets=None, verbose=True, threads="auto"):
+def train(run, *, epochs=None, lr=None, d_lr=None, datasets=None, verbose=True,
+          threads="auto"):
     """Train (or go on training) a run up to its number of epochs; its history, one dict per epoch.
 
     ``run``: a run folder, or the Run that folder.create_run or open_run returned (used as it
     is, unless the checkpoint changed since). A run with a checkpoint resumes from it; one with
-    only config.json starts. ``epochs``/``lr`` replace the saved values (to train longer, or
-    slower after a divergence). ``datasets``: (train, test) minivae.data.Dataset to use
+    only config.json starts. ``epochs``/``lr`` (and a GAN's ``d_lr``) replace the saved values
+    (to train longer, or slower after a divergence). ``datasets``: (train, test) minivae.data.Dataset to use
     instead of loading the run's data set by name. ``threads``: BLAS threads, "auto" or N
     (threads.py).
     """
@@ -95,7 +97,7 @@ def train(run, *, epochs=None, lr=None, datasets=None, verbose=True, threads="au
         folder.remove_leftovers(run_dir)                   # temporary files of a killed process
         if not isinstance(run, folder.Run) or run.changed_on_disk():
             run = folder.open_run(run_dir)
-        run = folder.retune(run, epochs, lr)
+        run = folder.retune(run, epochs, lr, d_lr)
         s = _session(run, folder.load_datasets(run.data) if datasets is None else datasets)
         folder.write_metrics(run_dir, s.progress.history)  # repair a file a crash left behind
         s.threads = Threads(threads, work=largest_product(s.model, run.train.batch_size)
@@ -126,10 +128,7 @@ def _session(run, datasets):
     if cfg.warmup and not hasattr(model, "kl_weight"):
         raise InputError(f"warmup applies to models with a KL term (vae), not {run.model['model']}")
     x, x_test = _arrays(model, train_ds, test_ds, run)
-    optimizer = None if not model.grads else (
-        SGD(model.params, lr=cfg.lr, momentum=cfg.momentum) if cfg.optimizer == "sgd"
-        else Adam(model.params, lr=cfg.lr))
-    s = Session(run, model, optimizer, data_rng, x, x_test,
+    s = Session(run, model, make_optimizer(model, cfg), data_rng, x, x_test,
                 Progress(cfg.epochs, -(-len(x) // cfg.batch_size)))
     if run.saved is not None:
         _restore(s, path)
@@ -181,8 +180,12 @@ def _fit(s, signals, say, verbose):
                   TestLoss(s.model, s.x_test, cfg.seed), Checkpoints(s, say)]
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # Divergence checks
-            fit(s.model, s.x, s.optimizer, cfg.epochs, cfg.batch_size, s.data_rng, callbacks,
-                binarize=cfg.binarize == "dynamic", progress=p)
+            if isinstance(s.optimizer, OptimizerPair):                      # a GAN's two players
+                fit_gan(s.model, s.x, s.optimizer["discriminator"], s.optimizer["generator"],
+                        cfg.epochs, cfg.batch_size, s.data_rng, callbacks, progress=p)
+            else:
+                fit(s.model, s.x, s.optimizer, cfg.epochs, cfg.batch_size, s.data_rng,
+                    callbacks, binarize=cfg.binarize == "dynamic", progress=p)
     except NonFiniteError as e:                        # a layer, loss or gradient overflowed
         raise _diverged(s, f"a NaN or infinity appeared inside the model {divergence.where} "
                            f"({e})") from None
@@ -288,10 +291,11 @@ def _diverged(s, what):
     d = s.run.dir
     kept = (f"the last good checkpoint ({s.saved_at}) is kept in {d}" if s.saved_at
             else f"no checkpoint had been saved yet in {d}")
+    also = ", or a KL warm-up (--warmup 10)" if hasattr(s.model, "kl_weight") else ""
     return TrainingDiverged(
         f"training diverged: {what}; {kept}, nothing was saved after it. Try a lower learning "
-        f"rate (e.g. --lr {s.run.train.lr / 10:g}), check that the data lie in [0, 1], or a KL "
-        f"warm-up (--warmup 10); then `minivae train --resume --out {d} --lr ...`")
+        f"rate (e.g. --lr {s.run.train.lr / 10:g}), check that the data lie in [0, 1]{also}; "
+        f"then `minivae train --resume --out {d} --lr ...`")
 
 
 def _stopped(s, signals, how, signum=None):
