@@ -249,7 +249,7 @@ def readme_with_times(text, fast, full, load):
                      f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
             text = re.sub(f"<!-- {mode} -->.*?<!-- /{mode} -->",
                           f"<!-- {mode} -->{where}<!-- /{mode} -->", text, flags=re.DOTALL)
-    return text, sorted(set(fast) | set(full) - rows)
+    return text, sorted((set(fast) | set(full)) - rows)
 
 
 def update_readme(fast, full, load):

@@ -22,6 +22,7 @@ Select or skip these tests with the ``lessons`` marker: ``pytest -m lessons``, `
 import importlib.util
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -161,3 +162,88 @@ def test_committed_notebooks_carry_no_outputs():
                 dirty.append(f"{path.name} cell {i}")
     assert not dirty, ("notebooks committed with outputs (clear them, or better keep the lesson "
                        f"as a .py percent script only): {dirty}")
+
+
+# ---- the reading order, and every place that names a lesson ----
+
+def test_lesson_files_lists_main_lessons_by_number_then_appendices_by_letter(tmp_path):
+    for name in ("10_b.py", "02_a.py", "B_y.py", "A_z.py", "notes.py", "02_a.ipynb", "course.py"):
+        (tmp_path / name).write_text("")
+    assert [p.name for p in course.lesson_files(tmp_path)] == ["02_a.py", "10_b.py", "A_z.py",
+                                                               "B_y.py"]
+
+
+def test_every_lesson_file_is_listed_and_numbered_without_gaps():
+    listed = {p.name for p in LESSON_FILES}
+    scripts = {p.name for p in LESSONS.glob("*.py")} - {"course.py"}
+    assert scripts == listed, (f"lessons/ scripts that lesson_files() does not list (name them "
+                               f"NN_name.py or A_name.py): {sorted(scripts - listed)}")
+    keys = [course.lesson_key(p) for p in LESSON_FILES]
+    numbers = [k for k in keys if k.isdigit()]
+    letters = [k for k in keys if not k.isdigit()]
+    assert numbers == [f"{n:02d}" for n in range(1, len(numbers) + 1)], numbers
+    assert letters == [chr(ord("A") + i) for i in range(len(letters))], letters
+    assert keys == numbers + letters
+
+
+@pytest.mark.parametrize("path", LESSON_FILES, ids=[p.stem for p in LESSON_FILES])
+def test_each_lesson_title_says_its_number(path):
+    key = course.lesson_key(path)
+    title = next(line for line in path.read_text(encoding="utf-8").splitlines()
+                 if line.startswith("# # "))
+    expected = f"# # Lesson {int(key)}: " if key.isdigit() else f"# # Appendix {key}: "
+    assert title.startswith(expected), f"{path.name}: title {title!r}, expected {expected!r}..."
+
+
+def test_run_names_lessons_by_number_letter_or_file():
+    def names(*args):
+        return [p.name for p in course.select(args)]
+    kl, beta, speed = "07_what_the_kl_does.py", "08_beta_vae_disentanglement.py", "A_making_it_fast.py"
+    assert names("07") == names("7") == names("07_what_the_kl_does") == names(kl) == [kl]
+    assert names("A", "08") == names("a", "8") == [beta, speed]       # in reading order
+    assert names() == [p.name for p in LESSON_FILES]
+    with pytest.raises(ValueError, match=r"no lesson '12'.*A"):
+        course.select(["12"])
+    with pytest.raises(SystemExit):
+        course.main(["run", "Z"])
+
+
+def readme_rows(text):
+    return [m.groups() for m in map(course.ROW.match, text.split("\n")) if m]
+
+
+def test_the_readme_table_has_one_row_per_lesson_in_reading_order():
+    rows = readme_rows((LESSONS / "README.md").read_text(encoding="utf-8"))
+    assert rows == [(course.lesson_key(p), p.stem) for p in LESSON_FILES]
+
+
+def test_readme_times_are_written_for_every_lesson_and_a_missing_row_is_reported():
+    text = (LESSONS / "README.md").read_text(encoding="utf-8")
+    fast = {p.stem: 10.0 + i for i, p in enumerate(LESSON_FILES)}
+    fast[LESSON_FILES[-1].stem] = None                                # a lesson that failed
+    new, missing = course.readme_with_times(text, fast, {}, {"fast": 1.25})
+    assert missing == []
+    by_stem = {line.split(" | ")[1].strip("`"): line for line in new.split("\n")
+               if course.ROW.match(line)}
+    for i, p in enumerate(LESSON_FILES[:-1]):
+        assert by_stem[p.stem].endswith(f"| {10 + i} s / " + by_stem[p.stem].split(" / ")[-1])
+    assert by_stem[LESSON_FILES[-1].stem].split(" | ")[-1].startswith("fails / ")
+    assert "load average 1.2" in new.split("<!-- fast -->")[1]
+    assert [line.split(" / ")[-1] for line in by_stem.values()] == [
+        line.split(" / ")[-1] for line in text.split("\n") if course.ROW.match(line)]  # full kept
+    _, missing = course.readme_with_times(text, {"13_not_a_lesson": 1.0}, {}, {"fast": 0.0})
+    assert missing == ["13_not_a_lesson"]
+
+
+LESSON_NAME = re.compile(r"\b(\d\d_[a-z]\w*)|`([A-Z]_[a-z]\w*)(?:\.py)?`|\b([A-Z]_[a-z]\w*)\.py")
+
+
+def test_every_lesson_named_in_the_course_texts_exists():
+    texts = [p for p in LESSON_FILES] + sorted(LESSONS.glob("*.md")) + [REPO / "README.md"]
+    wrong = []
+    for path in texts:
+        for m in LESSON_NAME.finditer(path.read_text(encoding="utf-8")):
+            name = next(g for g in m.groups() if g)
+            if not name.endswith("_name") and not (LESSONS / f"{name}.py").exists():
+                wrong.append(f"{path.name}: {name}")
+    assert not wrong, f"names of lessons that do not exist: {wrong}"
