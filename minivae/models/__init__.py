@@ -23,13 +23,14 @@ from minivae.models.autoencoder import Autoencoder, DenoisingAutoencoder
 from minivae.models.conv import architecture
 from minivae.models.density import DiagonalGaussian, GaussianMixture
 from minivae.models.gan import GAN
+from minivae.models.iwae import IWAE
 from minivae.models.linear_ae import LinearAutoencoder, principal_angles
 from minivae.models.pca import PCA
 from minivae.models.vae import VAE
 from minivae.models.wae import WAE
 
 MODELS = {"vae": VAE, "pca": PCA, "linear-ae": LinearAutoencoder, "ae": Autoencoder,
-          "dae": DenoisingAutoencoder, "wae": WAE, "gan": GAN}
+          "dae": DenoisingAutoencoder, "wae": WAE, "gan": GAN, "iwae": IWAE}
 MAX_PARAMETERS = 10 ** 8   # 0.4 GB per float32 copy; training keeps 4 (params, grads, Adam m, v)
 MAX_LAYERS = 64            # hidden layers of the encoder (the decoder mirrors them)
 
@@ -107,7 +108,7 @@ def parameter_count(config):
         d_hidden = hidden if a["d_hidden"] is None else _hidden(a, "d_hidden", name)
         return sum(p * q + q for s in [(Z, *hidden, D), (D, *d_hidden, 1)]
                    for p, q in pairwise(s))
-    code = 2 * Z if name == "vae" else Z                    # a VAE's encoder gives mu, logvar
+    code = 2 * Z if name in ("vae", "iwae") else Z         # a VAE's encoder gives mu, logvar
     out = 2 * D if a.get("likelihood") == "gaussian-learned" else D
     sizes = [(D, *hidden, code), (Z, *hidden[::-1], out)]   # encoder, decoder
     net = architecture(a["arch"], D, a["image_shape"], a["channels"], f"{name} model config")
