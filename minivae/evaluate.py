@@ -15,6 +15,7 @@ import numpy as np
 from minivae import losses
 from minivae.checks import check_array, check_count
 from minivae.errors import InputError
+from minivae.layers.reparameterize import sample
 
 AU_THRESHOLD = 0.01          # Burda et al. (2015): a unit is active if Var_x(E_q[z|x]) > 0.01
 LOG_2PI = np.log(2 * np.pi)
@@ -94,6 +95,7 @@ def evaluate(model, x, *, iwae_k=0, rng=None, batch_size=500, iwae_max_floats=No
         recon, kl    the two terms: mean -log p(x|z) and mean KL(q(z|x) || N(0, I))
         kl_per_dim   (Z,) the KL of each dimension, mean over x; it sums to kl
         nll          -mean IWAE bound with iwae_k samples (only when iwae_k > 0), <= nelbo
+        nll_se       its standard error over the examples: std of the per-example bounds / sqrt(n)
         active_units, au_threshold, var_mu (Z,), mean_sigma2 (Z,),
         variance_law (Z,) = mean_sigma2 + var_mu (see ``variance_law``: training pushes it to 1)
         mse          mean squared error of decode(mu), summed over pixels
@@ -104,7 +106,7 @@ def evaluate(model, x, *, iwae_k=0, rng=None, batch_size=500, iwae_max_floats=No
     Both: n, the number of examples.
 
     ``rng`` draws eps, the importance samples and a DAE's noise (default: the model's ``rng``).
-    Calls ``model.loss``, so ``model.last`` and the backward cache are overwritten.
+    The layers' caches, and an autoencoder's ``model.last``, are overwritten.
     The IWAE pass decodes at most ``iwae_max_floats`` values at once (default: 64 MiB of
     them, about 0.4 GiB at peak with the decoder's activations), one ``iwae_bound`` call per
     such pass; ``progress(n)``, if given, is called after each batch, and after each IWAE
@@ -127,13 +129,12 @@ def evaluate(model, x, *, iwae_k=0, rng=None, batch_size=500, iwae_max_floats=No
     if not is_variational(model):
         return _evaluate_autoencoder(model, batches, rng, done)
     max_floats = iwae_max_floats or 2 ** 26 // dtype.itemsize
-    sums = {"recon": 0.0, "kl": 0.0, "nelbo": 0.0, "mse": 0.0, "iwae": 0.0}
+    sums = {"recon": 0.0, "kl": 0.0, "nelbo": 0.0, "mse": 0.0, "iwae": 0.0, "iwae2": 0.0}
     kl_dims, sigma2, moments = 0.0, 0.0, _Moments()
     for xb in batches:                                           # xb (B, D)
         mu, logvar = (np.array(a) for a in model.encode(xb))    # copies: (B, Z) x2
         eps = rng.standard_normal(mu.shape, dtype=dtype)         # (B, Z)
-        model.loss(xb, eps)                                      # fills model.last
-        recon, kl = (model.last[k].astype(np.float64) for k in ("recon", "kl"))
+        recon, kl = _elbo_terms(model, xb, mu, logvar, eps)     # (B,) float64 x2
         sums["recon"] += recon.sum()
         sums["kl"] += kl.sum()
         sums["nelbo"] += (recon + kl).sum()                      # beta = 1, whatever model.beta
@@ -147,17 +148,30 @@ def evaluate(model, x, *, iwae_k=0, rng=None, batch_size=500, iwae_max_floats=No
         piece = max(1, max_floats // (iwae_k * xb.shape[1] or 1))   # examples per IWAE pass
         for s in range(0, len(xb) if iwae_k else 0, piece):
             xp = xb[s:s + piece]                                     # (b, D)
-            sums["iwae"] += model.iwae_bound(xp, iwae_k, rng=rng, max_floats=max_floats).sum()
+            bound = model.iwae_bound(xp, iwae_k, rng=rng, max_floats=max_floats)   # (b,)
+            sums["iwae"] += bound.sum()
+            sums["iwae2"] += (bound ** 2).sum()
             done(len(xp))
     n = len(x)
     var_mu, mean_sigma2 = moments.var(), sigma2 / n
-    out = {k: float(v / n) for k, v in sums.items() if k != "iwae"}
+    out = {k: float(v / n) for k, v in sums.items() if k not in ("iwae", "iwae2")}
     out.update(kl_per_dim=_floats(kl_dims / n), var_mu=_floats(var_mu),
                mean_sigma2=_floats(mean_sigma2), variance_law=_floats(mean_sigma2 + var_mu),
                active_units=int((var_mu > AU_THRESHOLD).sum()), au_threshold=AU_THRESHOLD, n=n)
     if iwae_k > 0:
-        out.update(nll=float(-sums["iwae"] / n), iwae_k=iwae_k)
+        spread = max(0.0, sums["iwae2"] / n - (sums["iwae"] / n) ** 2) * n / max(1, n - 1)
+        out.update(nll=float(-sums["iwae"] / n), nll_se=float(np.sqrt(spread / n)),
+                   iwae_k=iwae_k)
     return out
+
+
+def _elbo_terms(model, x, mu, logvar, eps):
+    """-log p(x|z) and KL(q(z|x) || N(0, I)) per example, for one z = mu + std eps: the
+    terms of the ELBO, whatever objective the model trains on.   -> (B,) float64 x2."""
+    z, _ = sample(mu, logvar, eps)                               # (B, Z)
+    recon = model.recon_nll(model.decoder.forward(z), x)[0]      # (B,)
+    kl = losses.gaussian_kl(mu, logvar)[0]                       # (B,)
+    return recon.astype(np.float64), kl.astype(np.float64)
 
 
 def _evaluate_autoencoder(model, batches, rng, done):

@@ -64,6 +64,29 @@ def test_iwae_nll_is_below_the_nelbo(vae, x):
     assert "nll" not in evaluate(vae, x, rng=1)
 
 
+def test_the_nll_standard_error_is_that_of_the_per_example_bounds(vae, x):
+    seen, bound = [], vae.iwae_bound                  # record the per-example bounds it sums
+
+    def recorded(*args, **kwargs):
+        seen.append(bound(*args, **kwargs))
+        return seen[-1]
+
+    vae.iwae_bound = recorded
+    r = evaluate(vae, x[:60], iwae_k=20, rng=3, batch_size=25, iwae_max_floats=40 * D)
+    bounds = np.concatenate(seen)                     # (60,)
+    assert len(seen) > 3 and bounds.shape == (60,)    # several passes, every example once
+    assert r["nll"] == pytest.approx(-bounds.mean(), rel=1e-12)
+    assert r["nll_se"] == pytest.approx(bounds.std(ddof=1) / np.sqrt(60), rel=1e-9)
+    assert 0 < r["nll_se"] < 5
+
+
+def test_an_iwae_model_is_evaluated_like_a_vae(x):
+    from minivae.models import IWAE
+    iwae, vae = IWAE(D, (32,), Z, k=5, rng=0), VAE(D, (32,), Z, rng=0)      # the same weights
+    a, b = (evaluate(m, x[:50], iwae_k=10, rng=4) for m in (iwae, vae))
+    assert a == b
+
+
 def test_kl_per_dim_sums_to_kl(vae, x):
     r = evaluate(vae, x, rng=1)
     assert len(r["kl_per_dim"]) == Z
