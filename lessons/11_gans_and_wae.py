@@ -693,3 +693,7 @@ assert ns_value is not None and abs(ns_value - kl_form) < 1e-8
 #   $q(z \mid x)$ to the prior; its codes are closer to the prior, and its samples scored
 #   better than the VAE's in the features of a classifier, the one number minivae uses to
 #   compare generators.
+#
+# **Read more** ([REFERENCES.md](REFERENCES.md)): Goodfellow et al. 2014 (the GAN, the optimal
+# discriminator, the Jensen-Shannon identity and the non-saturating loss); Gretton et al. 2012
+# (the MMD and its unbiased estimator); Tolstikhin et al. 2018 (Wasserstein autoencoders).
