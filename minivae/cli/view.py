@@ -36,7 +36,7 @@ def evaluate_run(run_dir, iwae_k, split, seed, verbose=True):
         rng = np.random.default_rng(seed)
         if is_generative(model):                                   # WAE, GAN: and its samples
             train = rf.load_datasets(meta["run"]["data"], ("train",))[0]
-            out = evaluate_generative(model, x, train, rng, progress=bar.update)
+            out = evaluate_generative(model, x, train, rng, progress=bar.update, y=ds.y)
         else:
             out = evaluate(model, x, iwae_k=k, rng=rng, progress=bar.update)
     return {"run": str(run_dir), "model": meta["run"]["model"]["model"],
@@ -67,8 +67,12 @@ def table(m):
     for label, k in (("sample quality, MMD^2", "sample_mmd"),
                      ("  real images (the floor)", "sample_mmd_real")):
         if k in m:
-            lines.append(f"  {label:<28}{m[k]:>12.5f} +- {m[k + '_se']:.5f}  (classifier "
-                         f"features, {m['quality_n']} samples; lower is better)")
+            lines.append(f"  {label:<28}{m[k]:>12.5f} +- {m[k + '_se']:.5f}")
+    if "sample_mmd" in m:
+        acc = m.get("classifier_accuracy")
+        lines.append(f"  (MMD^2 in the features of a classifier, {m['quality_n']} samples"
+                     + (f"; its accuracy {acc:.3f}" if acc is not None else "")
+                     + "; lower is better)")
     if "kl_per_dim" in m:
         kl, s2, vm = m["kl_per_dim"], m["mean_sigma2"], m["var_mu"]
         lines.append(f"  {'active units':<28}{m['active_units']:>12d}   of {len(kl)} "

@@ -15,8 +15,9 @@ samples and QUALITY_N images of the split, in the last hidden layer of a D-256-6
 trained here on the training set, the same one for every run (seed 0), as a mean and standard
 error over 10 blocks. It is the KID of Binkowski et al. (2018) with a small classifier in
 place of the Inception network: 0 is the floor, lower is better; sample_mmd_real scores
-QUALITY_N training images the same way, the score of a perfect generator. A data set without
-labels (binarized-mnist), or a split of fewer than 20 images, has no score.
+QUALITY_N training images the same way, the score of a perfect generator, and
+classifier_accuracy says how well the classifier tells the split's classes apart. A data set
+without labels (binarized-mnist), or a split of fewer than 20 images, has no score.
 """
 
 import numpy as np
@@ -38,7 +39,8 @@ QUALITY_HELP = (
     f"unbiased MMD^2, inverse multiquadratic kernel, between {QUALITY_N:,} samples and "
     f"{QUALITY_N:,} images of the split in the last hidden layer of a D-256-64-classes MLP "
     f"that minivae trains on the training set ({CLASSIFIER['epochs']} epochs, seed 0), mean "
-    "+- standard error over 10 blocks; sample_mmd_real is real training images' score.")
+    "+- standard error over 10 blocks; sample_mmd_real is real training images' score, "
+    "classifier_accuracy the classifier's on the split.")
 
 
 def is_generative(model):
@@ -46,16 +48,17 @@ def is_generative(model):
     return hasattr(model, "discriminator") or hasattr(model, "lam")
 
 
-def evaluate_generative(model, x, train, rng, progress=None):
+def evaluate_generative(model, x, train, rng, progress=None, y=None):
     """The numbers above for ``model`` on x (N, D), the split's images as the run sees them;
-    ``train``, the training Dataset, teaches the quality classifier. -> a dict of floats."""
+    ``train``, the training Dataset, teaches the quality classifier, whose accuracy on the
+    labels y (N,) of x, if given, is reported too. -> a dict of floats."""
     if len(x) < 2:
         raise InputError(f"evaluate: expected at least 2 examples, got {len(x)}")
     done = progress or (lambda n: None)
     x = np.ascontiguousarray(x, dtype=model.dtype)
     pieces = np.array_split(x, -(-len(x) // BATCH))                 # each >= 2 rows
     out = (_gan if hasattr(model, "discriminator") else _wae)(model, pieces, rng, done)
-    return {**out, **sample_quality(model, x, train, rng), "n": len(x)}
+    return {**out, **sample_quality(model, x, train, rng, y), "n": len(x)}
 
 
 def _wae(wae, pieces, rng, done):
@@ -100,9 +103,11 @@ def feature_classifier(train):
     return clf
 
 
-def sample_quality(model, x, train, rng):
+def sample_quality(model, x, train, rng, y=None):
     """{"sample_mmd", "sample_mmd_se", "sample_mmd_real", "sample_mmd_real_se",
-    "quality_n"} for ``model.sample`` against the images x (N, D); {} without labels."""
+    "quality_n"} for ``model.sample`` against the images x (N, D); {} without labels. With
+    the labels y (N,) of x, also "classifier_accuracy": a classifier that has not learned to
+    tell the classes apart has features that do not either, and its score means little."""
     n = min(QUALITY_N, len(x), len(train.x))
     clf = feature_classifier(train) if n >= 2 * BLOCKS else None
     if clf is None:
@@ -112,5 +117,8 @@ def sample_quality(model, x, train, rng):
     fake = np.ascontiguousarray(model.sample(n, rng), dtype=np.float32)      # (n, D)
     score, se = sample_mmd(clf, fake, ref, BLOCKS)
     floor, floor_se = sample_mmd(clf, real, ref, BLOCKS)
-    return {"sample_mmd": score, "sample_mmd_se": se, "sample_mmd_real": floor,
-            "sample_mmd_real_se": floor_se, "quality_n": n}
+    out = {"sample_mmd": score, "sample_mmd_se": se, "sample_mmd_real": floor,
+           "sample_mmd_real_se": floor_se, "quality_n": n}
+    if y is not None and len(y) == len(x):
+        out["classifier_accuracy"] = float((clf.predict(x.astype(np.float32)) == y).mean())
+    return out

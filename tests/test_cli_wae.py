@@ -1,0 +1,196 @@
+"""`minivae train --model wae`: the run folder of an autoencoder with its MMD term and its
+flags, resumed bit for bit, evaluated (reconstruction, MMD, sample quality) and drawn; and the
+sample-quality score, which must read 0 for real images and more for anything else."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from small_data import every
+
+from minivae import data, losses, mmd
+from minivae.cli import main
+from minivae.models import WAE
+from minivae.run import checkpoint as ckpt
+from minivae.run import folder as rf
+from minivae.run import generative
+from minivae.run import trainer as T
+from minivae.run.config import TrainConfig
+
+_small_sprites = every(16)          # 432 training and 48 test images
+WAE_CONFIG = {"model": "wae", "x_dim": 16, "hidden": [8], "z_dim": 2, "lam": 10.0}
+TINY = ["--model", "wae", "--data", "sprites", "--epochs", "1", "--hidden", "16",
+        "--latent", "3", "--batch-size", "64", "--quiet"]
+
+
+def _run(tmp_path, name, model=WAE_CONFIG, **cfg):
+    cfg = {"epochs": 3, "batch_size": 32, **cfg}
+    return rf.create_run(tmp_path / name, model, "toy", TrainConfig(**cfg)).dir
+
+
+def _state(run):
+    params, optim, meta = ckpt.load(run / rf.CHECKPOINT)
+    rows = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in meta["history"]]
+    return params, optim, meta["rng"], meta["progress"], rows
+
+
+def _same(a, b):
+    (pa, oa, *ra), (pb, ob, *rb) = _state(a), _state(b)
+    assert pa.keys() == pb.keys() and oa.keys() == ob.keys()
+    assert all(np.array_equal(pa[k], pb[k]) for k in pa)
+    assert all(np.array_equal(oa[k], ob[k]) for k in oa)
+    assert ra == rb
+
+
+def _one_error_line(capsys, code, expected=1):
+    err = capsys.readouterr().err
+    assert code == expected, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("minivae: error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize("model", [WAE_CONFIG, {**WAE_CONFIG, "kernel": "rbf",
+                                                "output": "mse"}])
+def test_resumed_wae_ends_bit_identical(tmp_path, toy, model):
+    straight = _run(tmp_path, "straight", model)
+    history = T.train(straight, datasets=toy, verbose=False)
+    row = history[-1]
+    assert {"train_recon", "train_mmd", "test_recon", "test_mmd"} <= set(row)
+    assert row["train_loss"] == pytest.approx(row["train_recon"] + 10 * row["train_mmd"])
+    resumed = _run(tmp_path, "resumed", model, epochs=1)
+    T.train(resumed, datasets=toy, verbose=False)
+    T.train(resumed, datasets=toy, verbose=False, epochs=3)
+    _same(straight, resumed)
+
+
+@pytest.fixture(scope="module")
+def wae_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("cli") / "wae"
+    assert main(["train", *TINY, "--lam", "30", "--kernel", "rbf", "--out", str(run)]) == 0
+    return run
+
+
+def test_train_writes_a_complete_wae_run(wae_run):
+    config = json.loads((wae_run / "config.json").read_text())
+    assert config["model"]["model"] == "wae" and config["model"]["lam"] == 30
+    assert config["model"]["kernel"] == "rbf" and config["model"]["output"] == "bernoulli"
+    assert config["train"]["lr"] == TrainConfig.lr
+    row = json.loads((wae_run / "metrics.jsonl").read_text())
+    assert {"train_loss", "train_recon", "train_mmd", "test_loss", "test_mmd"} <= set(row)
+    names = {p.name for p in (wae_run / "figures").iterdir()}
+    assert {"reconstructions.png", "samples.png", "loss_curves.png"} <= names
+    assert "traversals.png" not in names                           # no q(z|x) to traverse
+    ev = json.loads((wae_run / "evaluation.json").read_text())
+    assert {"loss", "recon", "mmd", "mse", "sample_mmd", "sample_mmd_real"} <= set(ev)
+    assert "nelbo" not in ev and "nll" not in ev
+    assert ev["loss"] == pytest.approx(ev["recon"] + 30 * ev["mmd"])
+    assert 0 <= ev["classifier_accuracy"] <= 1
+
+
+def test_evaluation_holds_the_model_s_own_numbers(wae_run):
+    """recon is the decoder's loss on the test images, mse that of the reconstructions, and
+    mmd an estimate of the MMD^2 the model's own estimator gives for its codes."""
+    model, _ = rf.load_model(wae_run)
+    x = data.load("sprites", "test").x
+    ev = generative.evaluate_generative(model, x, data.load("sprites", "train"),
+                                        np.random.default_rng(0))
+    out = model.decoder.forward(model.encoder.forward(x))
+    assert ev["recon"] == pytest.approx(float(model.recon_loss(out, x)[0].mean()), rel=1e-5)
+    assert ev["mse"] == pytest.approx(float(losses.mse(model.reconstruct(x), x)[0].mean()),
+                                      rel=1e-5)
+    z = model.encode(x)
+    draws = [mmd.mmd(z, np.random.default_rng(s).standard_normal(z.shape, np.float32),
+                     model.kernel, model.scale)[0] for s in range(50)]
+    assert ev["mmd"] == pytest.approx(np.mean(draws), abs=4 * np.std(draws) + 1e-6)
+
+
+def test_evaluate_sample_and_figures_of_a_wae_run(wae_run, tmp_path, capsys):
+    assert main(["evaluate", str(wae_run)]) == 0
+    out = capsys.readouterr().out
+    assert "MMD^2(codes, prior)" in out and "loss = recon + 30 MMD^2" in out
+    assert "sample quality" in out and "KL" not in out
+    grid = tmp_path / "w.png"
+    assert main(["sample", str(wae_run), "--n", "9", "--out", str(grid)]) == 0
+    assert grid.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_resume_keeps_the_wae_settings(wae_run, capsys):
+    for flag, value, shown in (("--lam", "10", "10.0"), ("--kernel", "imq", "imq")):
+        line = _one_error_line(capsys, main(["train", "--resume", "--out", str(wae_run), flag,
+                                             value]))
+        assert f"{flag} {shown} differs" in line
+    line = _one_error_line(capsys, main(["train", "--resume", "--out", str(wae_run),
+                                         "--generator-loss", "minimax"]))
+    assert "--generator-loss does not apply to this run's wae model" in line
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--model", "wae", "--likelihood", "gaussian-learned"], "autoencoder takes"),
+    (["--model", "wae", "--beta", "2"], "--beta does not apply to --model wae"),
+    (["--model", "wae", "--warmup", "2"], "--warmup does not apply to --model wae"),
+    (["--model", "wae", "--d-hidden", "8"], "--d-hidden does not apply to --model wae"),
+    (["--model", "vae", "--lam", "10"], "--lam does not apply to --model vae"),
+    (["--model", "dae", "--kernel", "rbf"], "--kernel does not apply to --model dae"),
+])
+def test_flags_that_do_not_apply_give_one_line(argv, words, tmp_path, capsys):
+    line = _one_error_line(capsys, main(["train", *argv, "--out", str(tmp_path / "r")]))
+    assert words in line
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--lam", "-1"], "--lam: expected a finite number >= 0"),
+    (["--lam", "inf"], "--lam"),
+    (["--kernel", "gauss"], "invalid choice"),
+])
+def test_bad_wae_flags_give_one_usage_line(argv, words, capsys):
+    assert words in _one_error_line(capsys, main(["train", "--model", "wae", *argv]), 2)
+
+
+# ---- the sample-quality score ----
+
+class _Replay:
+    """A 'model' whose samples are given images, in order."""
+
+    def __init__(self, images):
+        self.images = images
+
+    def sample(self, n, rng=None):
+        return self.images[:n]
+
+
+def test_quality_is_zero_for_real_images_and_more_for_others():
+    """Scored against half of the training images: the other half scores 0 within its
+    standard error; the mean image repeated, and noisy images, score clearly more."""
+    train = data.load("sprites", "train")
+    ref, other = train.x[:216], train.x[216:]
+    rng = np.random.default_rng(0)
+    real = generative.sample_quality(_Replay(other), ref, train, rng)
+    assert abs(real["sample_mmd"]) < 4 * real["sample_mmd_se"] + 1e-6
+    assert real["quality_n"] == 216
+    blurred = np.repeat(train.x.mean(axis=0, keepdims=True), 216, axis=0)   # the mean image
+    noisy = np.clip(other + 0.3 * rng.standard_normal(other.shape, np.float32), 0, 1)
+    for fake in (blurred, noisy):
+        m = generative.sample_quality(_Replay(fake), ref, train, rng)
+        assert m["sample_mmd"] > real["sample_mmd"] + 4 * max(m["sample_mmd_se"],
+                                                               real["sample_mmd_se"])
+    no_labels = dataclasses.replace(train, y=None)
+    assert generative.sample_quality(_Replay(other), ref, no_labels, rng) == {}
+    assert generative.sample_quality(_Replay(other), ref[:19], train, rng) == {}
+
+
+def test_the_quality_classifier_is_the_same_for_every_run():
+    train = data.load("sprites", "train")
+    a, b = generative.feature_classifier(train), generative.feature_classifier(train)
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+    test = data.load("sprites", "test")
+    m = generative.sample_quality(_Replay(test.x), test.x, train, np.random.default_rng(0),
+                                  test.y)
+    assert m["classifier_accuracy"] == (a.predict(test.x) == test.y).mean()
+
+
+def test_wae_model_is_built_from_its_config():
+    model = rf.build({**WAE_CONFIG, "kernel": "rbf"})
+    assert isinstance(model, WAE) and model.kernel == "rbf" and model.lam == 10
