@@ -5,6 +5,7 @@
     >>> train.x.shape, train.image_shape
     ((6912, 1024), (32, 32))
     >>> mnist = data.load("mnist", "test")      # downloaded once into data.data_dir()
+    >>> fit_on, valid = data.train_valid("mnist")   # 50,000 / 10,000 of the training images
 
 Datasets: mnist, fashion-mnist, binarized-mnist, sprites (see data/README.md at the repo root).
 Environment: MINIVAE_DATA_DIR (where files are kept), MINIVAE_DATA_MIRROR (a folder to read the
@@ -30,11 +31,12 @@ from .errors import (
 from .idx import read_idx_images, read_idx_labels
 from .paths import data_dir
 from .registry import DATASETS, DatasetInfo, FileInfo, check_split, get_info, list_datasets
+from .validation import train_valid as _train_valid
 
 __all__ = [
     "DATASETS", "CacheDirError", "ChecksumError", "Dataset", "DatasetError", "DatasetInfo",
     "DownloadError", "FileInfo", "FormatError", "UnknownDatasetError", "batches", "data_dir",
-    "dynamic_binarize", "fetch", "list_datasets", "load",
+    "dynamic_binarize", "fetch", "list_datasets", "load", "train_valid",
 ]
 
 
@@ -101,6 +103,12 @@ def load(name: str, split: str = "train") -> Dataset:
     if y is not None:
         x /= np.float32(255.0)                                      # grey levels -> [0, 1]
     return Dataset(x, y, info.image_shape, name, split)
+
+
+def train_valid(name: str) -> tuple:
+    """(train, valid): ``name``'s training data split into the part a model is fitted on and a
+    held-out validation part (minivae/data/validation.py says how, per dataset)."""
+    return _train_valid(name, load)
 
 
 def batches(x: np.ndarray, batch_size: int, rng: np.random.Generator | None = None,
