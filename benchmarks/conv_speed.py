@@ -140,6 +140,7 @@ def split_step(x):
     """Mean ms per step of fit on a fresh model, by part: each layer's forward + backward
     (conv layers also split into their numba kernels and the rest: products, transposes,
     allocation), Adam, and what is left (loss, sampling, KL, fit, Python)."""
+    from minivae.kernels import activations as KA
     from minivae.kernels import conv as K
     from minivae.models import VAE
     from minivae.optim import Adam
@@ -160,18 +161,19 @@ def split_step(x):
             label = f"{part}.{i} {type(layer).__name__}"
             layer.forward, layer.backward = (timed(layer.forward, label),
                                              timed(layer.backward, label))
-    kernels = ("im2col", "col2im", "bias_act_channels", "act_backward_bias_channels")
-    saved = {k: getattr(K, k) for k in kernels}
-    for k in kernels:
-        setattr(K, k, timed(saved[k], f"kernel {k}"))
+    kernels = [(K, "im2col"), (K, "col2im"),                    # the conv layers'
+               (KA, "bias_act_forward"), (KA, "act_backward_bias")]     # every layer's
+    saved = {(m, k): getattr(m, k) for m, k in kernels}
+    for m, k in kernels:
+        setattr(m, k, timed(saved[m, k], f"kernel {k}"))
     opt.step = timed(opt.step, "adam")
     fit(model, x[:FIRST * B], opt, 1, B, rng=0)                  # warm
     spent.clear()
     t0 = time.perf_counter()
     fit(model, x, opt, 1, B, rng=0)
     total = time.perf_counter() - t0
-    for k in kernels:
-        setattr(K, k, saved[k])
+    for m, k in kernels:
+        setattr(m, k, saved[m, k])
     n = len(x) // B
     out = {k: v / n * 1e3 for k, v in spent.items()}
     out["step"] = total / n * 1e3

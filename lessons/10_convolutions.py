@@ -156,9 +156,33 @@ print("patch matrix", X.shape, "-> one product ->", Y.shape)
 # **Check:** the loops, the product, `minivae`'s `Conv2d` (im2col as a numba kernel, the
 # product by BLAS) and `minivae.layers.conv_direct` (the definition the library's tests hold
 # its layer to) agree to rounding; and our gather is the library's.
+#
+# One difference of layout. `minivae` gathers from images kept **channels-last**,
+# $(N, H, W, C)$, and orders a patch row $(i, j, c)$ instead of $(c, i, j)$: the same numbers,
+# the columns permuted (and $W_{\text{mat}}$'s columns alike, so the product does not change).
+# Channels-last, row $i$ of a patch, $x_{n,\,h,\;w_0:w_0+k,\;:}$, is $k C$ floats side by
+# side in memory, one copy; channels-first it is $C$ pieces of $k$ floats, one per channel.
+# The two helpers below call the library's kernels and put the columns back in our order.
 
 # %%
-X_lib = K.im2col(x, 3, 2, 1, np.empty_like(X))
+def minivae_im2col(x, k, s, p):
+    """minivae's im2col of x (N, C, H, W), its columns (i, j, c) reordered to (c, i, j)."""
+    N, C, H, Wd = x.shape
+    rows = N * K.out_size(H, k, s, p) * K.out_size(Wd, k, s, p)
+    X_last = K.im2col(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), k, s, p,
+                      np.empty((rows, k * k * C)))                      # (N OH OW, k k C)
+    return X_last.reshape(rows, k, k, C).transpose(0, 3, 1, 2).reshape(rows, C * k * k)
+
+
+def minivae_col2im(dX, shape, k, s, p):
+    """minivae's col2im of dX (N OH OW, C k k) onto images of ``shape`` (N, C, H, W)."""
+    N, C, H, Wd = shape
+    dX_last = dX.reshape(-1, C, k, k).transpose(0, 2, 3, 1).reshape(len(dX), k * k * C)
+    dx = K.col2im(np.ascontiguousarray(dX_last), k, s, p, np.empty((N, H, Wd, C)))
+    return dx.transpose(0, 3, 1, 2)                                    # (N, C, H, W)
+
+
+X_lib = minivae_im2col(x, 3, 2, 1)
 for name, got in [("im2col + product", y_matmul), ("Conv2d", conv.forward(x)),
                   ("conv2d_direct", conv2d_direct(x, Wk, b, 2, 1))]:
     err = np.abs(got - y_loops).max()
@@ -240,7 +264,7 @@ small = (1, 2, 5, 4)
 G = gather_matrix(small, 3, 2, 1)
 xs = rng.standard_normal(small)
 dX = rng.standard_normal(im2col_by_hand(xs, 3, 2, 1).shape)
-col2im_lib = K.col2im(dX, 3, 2, 1, np.empty(small))
+col2im_lib = minivae_col2im(dX, small, 3, 2, 1)
 print("G:", G.shape, " ones per column (the patches each pixel is in):",
       G.sum(axis=0).astype(int))
 
@@ -289,7 +313,7 @@ got_e1 = col2im_by_hand(dX, small, 3, 2, 1)
 assert np.allclose(got_e1.ravel(), G.T @ dX.ravel(), rtol=0, atol=1e-12)
 other = (2, 3, 7, 6)                                                   # k 2, stride 3, padding 2
 dX_e1 = rng.standard_normal((2 * 4 * 3, 3 * 2 * 2))
-want_e1 = K.col2im(dX_e1, 2, 3, 2, np.empty(other))
+want_e1 = minivae_col2im(dX_e1, other, 2, 3, 2)
 assert np.allclose(col2im_by_hand(dX_e1, other, 2, 3, 2), want_e1, rtol=0, atol=1e-12)
 print("col2im by hand = G^T dX = minivae's col2im")
 

@@ -1,8 +1,10 @@
 """Conv2d, ConvTranspose2d, Flatten and Unflatten: the kernels against their NumPy twins, the
-fast layers against the direct loops that define them, their backward passes against central
-differences (float64, hypothesis shapes, strides and paddings), the transposed convolution
-as the adjoint of the convolution, and the errors bad input raises. Shapes are small: the
-suite also runs with NUMBA_DISABLE_JIT=1, where the kernels are Python loops."""
+fast layers (in both layouts, channels first and channels last) against the direct loops
+that define them, their backward passes against central differences (float64, hypothesis
+shapes, strides and paddings), the transposed convolution as the adjoint of the
+convolution, the scratch arrays a layer reuses kept out of what it returns, and the errors
+bad input raises. Shapes are small: the suite also runs with NUMBA_DISABLE_JIT=1, where the
+kernels are Python loops."""
 
 import ast
 import inspect
@@ -15,9 +17,14 @@ from hypothesis import strategies as st
 
 from minivae.errors import InputError
 from minivae.gradcheck import check_layer
-from minivae.kernels import activations as KA
 from minivae.kernels import conv as K
 from minivae.layers import Conv2d, ConvTranspose2d, Dense, Flatten, Sequential, Unflatten
+from minivae.layers.channels_last import (
+    FlattenChannelsFirst,
+    UnflattenChannelsLast,
+    channels_first,
+    channels_last,
+)
 from minivae.layers.conv_direct import conv2d_direct, conv_transpose2d_direct
 
 DTYPES = [np.float32, np.float64]
@@ -46,12 +53,13 @@ def mirror_padding(H, W, k, s, p):
     return ((H + 2 * p - k) % s, (W + 2 * p - k) % s)
 
 
-def pair(g, seed, dtype=np.float64, activation="identity"):
-    """A Conv2d C -> O and the ConvTranspose2d O -> C that is its adjoint (same W)."""
+def pair(g, seed, dtype=np.float64, activation="identity", last=False):
+    """A Conv2d C -> O and the ConvTranspose2d O -> C that is its adjoint (same W);
+    ``last``: both take and give images channels-last."""
     _, C, H, W, O, k, s, p = g
-    conv = Conv2d(C, O, k, s, p, activation, rng=seed, dtype=dtype)
+    conv = Conv2d(C, O, k, s, p, activation, rng=seed, dtype=dtype, channels_last=last)
     convT = ConvTranspose2d(O, C, k, s, p, mirror_padding(H, W, k, s, p), activation,
-                            rng=seed + 1, dtype=dtype)
+                            rng=seed + 1, dtype=dtype, channels_last=last)
     convT.params["W"][...] = conv.params["W"]
     return conv, convT
 
@@ -62,7 +70,7 @@ def test_every_conv_kernel_has_a_numpy_twin_and_a_test():
     tree = ast.parse(inspect.getsource(K))
     kernels = {f.name for f in tree.body if isinstance(f, ast.FunctionDef)
                and any("njit" in ast.unparse(d) for d in f.decorator_list)}
-    assert kernels == {"im2col", "col2im", "bias_act_channels", "act_backward_bias_channels"}
+    assert kernels == {"im2col", "col2im"}
     for name in kernels:
         assert callable(getattr(K, name + "_np", None)), f"{name} has no twin {name}_np"
 
@@ -73,8 +81,8 @@ def test_every_conv_kernel_has_a_numpy_twin_and_a_test():
 def test_im2col_and_col2im_equal_their_twins_and_are_adjoint(dtype, g, data):
     N, C, H, W, _, k, s, p = g
     OH, OW = K.out_size(H, k, s, p), K.out_size(W, k, s, p)
-    x = data.draw(arrays((N, C, H, W), floats(-2.0, 2.0, 32), dtype))
-    cols = data.draw(arrays((N * OH * OW, C * k * k), floats(-2.0, 2.0, 32), dtype))
+    x = data.draw(arrays((N, H, W, C), floats(-2.0, 2.0, 32), dtype))          # channels last
+    cols = data.draw(arrays((N * OH * OW, k * k * C), floats(-2.0, 2.0, 32), dtype))
     got = K.im2col(x, k, s, p, np.full(cols.shape, np.nan, dtype))       # every entry written
     np.testing.assert_array_equal(got, K.im2col_np(x, k, s, p, np.empty_like(cols)))
     back = K.col2im(cols, k, s, p, np.full(x.shape, np.nan, dtype))
@@ -85,43 +93,32 @@ def test_im2col_and_col2im_equal_their_twins_and_are_adjoint(dtype, g, data):
     assert abs(lhs - rhs) <= (1e-4 if dtype == np.float32 else 1e-10) * max(1.0, abs(lhs))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kind", sorted(KA.CODES.values()))
-@FEW
-@given(data=st.data())
-def test_channel_bias_activation_kernels_equal_their_twins(kind, dtype, data):
-    N, C, L = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 4)), data.draw(
-        st.integers(1, 6))
-    a = data.draw(arrays((N, L, C), floats(-6.0, 6.0, 32), dtype)).transpose(0, 2, 1)  # a view
-    b = data.draw(arrays((C,), floats(-2.0, 2.0, 32), dtype))
-    slope = data.draw(floats(0.0, 0.5))
-    y = K.bias_act_channels(a, b, kind, slope, np.empty((N, C, L), dtype))
-    np.testing.assert_allclose(y, K.bias_act_channels_np(a, b, kind, slope, np.empty_like(y)),
-                               **tol(dtype))
-    dy = data.draw(arrays((N, C, L), floats(-3.0, 3.0, 32), dtype))
-    db0 = data.draw(arrays((C,), floats(-1.0, 1.0, 32), dtype))
-    outs = []
-    for fn in (K.act_backward_bias_channels, K.act_backward_bias_channels_np):
-        db = db0.copy()
-        outs.append((fn(dy, y, kind, slope, np.empty_like(dy), db), db))
-    for got, want in zip(*outs):
-        np.testing.assert_allclose(got, want, **tol(dtype))
+def test_im2col_reads_a_patch_row_as_one_run():
+    """Channels-last, row i of a patch is the k C floats x[n, h, w0:w0 + k, :], in order."""
+    x = np.arange(2 * 5 * 6 * 3, dtype=np.float64).reshape(2, 5, 6, 3)      # (N, H, W, C)
+    cols = K.im2col(x, 2, 2, 0, np.empty((2 * 2 * 3, 2 * 2 * 3)))            # (N OH OW, k k C)
+    n, oh, ow = 1, 1, 2                                             # row (1 * 2 + 1) * 3 + 2
+    np.testing.assert_array_equal(cols[11], x[n, 2 * oh:2 * oh + 2, 2 * ow:2 * ow + 2].ravel())
 
 
 # ---- the layers against the definition ----
 
+@pytest.mark.parametrize("last", [False, True], ids=["NCHW", "NHWC"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @CHECK
 @given(g=geometry(), seed=seeds, data=st.data())
-def test_layers_equal_the_direct_loops(dtype, g, seed, data):
+def test_layers_equal_the_direct_loops(dtype, last, g, seed, data):
+    """Both layouts give the definition's numbers: channels-last in and out is the same map,
+    its images transposed."""
     N, C, H, W, O, k, s, p = g
-    conv, convT = pair(g, seed, dtype)
+    conv, convT = pair(g, seed, dtype, last=last)
+    into, back = (channels_last, channels_first) if last else (np.asarray, np.asarray)
     x = data.draw(arrays((N, C, H, W), floats(-2.0, 2.0, 32), dtype))
-    y = conv.forward(x)
+    y = back(conv.forward(into(x)))
     assert y.shape == (N, O, K.out_size(H, k, s, p), K.out_size(W, k, s, p))
     np.testing.assert_allclose(y, conv2d_direct(x, conv.params["W"], conv.params["b"], s, p),
                                **tol(dtype))
-    xt = convT.forward(y)
+    xt = back(convT.forward(into(y)))
     assert xt.shape == x.shape                                  # the mirror gives back H x W
     want = conv_transpose2d_direct(y, convT.params["W"], convT.params["b"], s, p,
                                    mirror_padding(H, W, k, s, p))
@@ -147,25 +144,26 @@ def test_transposed_convolution_is_the_adjoint(g, seed, data):
 
 # ---- gradients ----
 
-@pytest.mark.parametrize("activation", SMOOTH)
+@pytest.mark.parametrize("activation, last", [(a, False) for a in SMOOTH] + [("tanh", True)])
 @FEW
 @given(g=geometry(max_side=6), seed=seeds, data=st.data())
-def test_conv2d_gradients(activation, g, seed, data):
+def test_conv2d_gradients(activation, last, g, seed, data):
     N, C, H, W = g[:4]
-    conv, _ = pair(g, seed, activation=activation)
-    ok, errors = layer_ok(conv, data.draw(arrays((N, C, H, W))), TOL)
+    conv, _ = pair(g, seed, activation=activation, last=last)
+    x = data.draw(arrays((N, C, H, W)))
+    ok, errors = layer_ok(conv, channels_last(x) if last else x, TOL)
     assert set(errors) == {"x", "W", "b"}
     assert ok, errors
 
 
-@pytest.mark.parametrize("activation", SMOOTH)
+@pytest.mark.parametrize("activation, last", [(a, False) for a in SMOOTH] + [("tanh", True)])
 @FEW
 @given(g=geometry(max_side=6), seed=seeds, data=st.data())
-def test_conv_transpose2d_gradients(activation, g, seed, data):
+def test_conv_transpose2d_gradients(activation, last, g, seed, data):
     N, _, H, W, O, k, s, p = g
-    _, convT = pair(g, seed, activation=activation)
+    _, convT = pair(g, seed, activation=activation, last=last)
     y = data.draw(arrays((N, O, K.out_size(H, k, s, p), K.out_size(W, k, s, p))))
-    ok, errors = layer_ok(convT, y, TOL)
+    ok, errors = layer_ok(convT, channels_last(y) if last else y, TOL)
     assert set(errors) == {"x", "W", "b"}
     assert ok, errors
 
@@ -194,8 +192,9 @@ def test_a_wrong_backward_fails_the_check():
     class Overwrites(Conv2d):
         def backward(self, dy):
             dx = super().backward(dy)
-            return dx / np.maximum(1, K.col2im(np.ones_like(self.cache[1]), self.k, 1, 1,
-                                               np.empty_like(dx)))   # each pixel's mean, not sum
+            reads = K.col2im(np.ones_like(self.cache[1]), self.k, 1, 1,
+                             np.empty(channels_last(dx).shape))     # patches reading a pixel
+            return dx / np.maximum(1, channels_first(reads))         # each pixel's mean, not sum
     wrong = Overwrites(2, 3, 3, 1, 1, rng=0, dtype=np.float64)
     assert check_layer(wrong, x)["x"] > 1e-2
 
@@ -220,6 +219,35 @@ def test_gradients_accumulate_and_reset():
     assert not convT.grads["W"].any() and not convT.grads["b"].any()
 
 
+@pytest.mark.parametrize("last", [False, True], ids=["NCHW", "NHWC"])
+def test_what_a_layer_returns_is_never_its_scratch(last):
+    """A layer reuses its patch matrix and gradient scratch from call to call; what it hands
+    back (y, dx) a later call must not overwrite, and a second backward of the same forward
+    gives the same gradients."""
+    rng = np.random.default_rng(4)
+    into = channels_last if last else np.asarray
+    for layer, shape, up in [(Conv2d(2, 3, 3, 2, 1, "tanh", rng=0, dtype=np.float64,
+                                     channels_last=last), (2, 2, 6, 6), (2, 3, 3, 3)),
+                             (ConvTranspose2d(3, 2, 3, 2, 1, 1, "tanh", rng=0, dtype=np.float64,
+                                              channels_last=last), (2, 3, 3, 3), (2, 2, 6, 6))]:
+        x1, x2 = (into(rng.standard_normal(shape)) for _ in range(2))
+        dy1, dy2 = (into(rng.standard_normal(up)) for _ in range(2))
+        y1 = layer.forward(x1)
+        dx1 = layer.backward(dy1)
+        g1 = {k: g.copy() for k, g in layer.grads.items()}
+        kept = y1.copy(), dx1.copy()
+        layer.zero_grad()
+        layer.backward(dy1)                                     # the same forward, again
+        for k, g in g1.items():
+            np.testing.assert_array_equal(layer.grads[k], g)
+        layer.forward(x2)
+        layer.backward(dy2)
+        np.testing.assert_array_equal(y1, kept[0])
+        np.testing.assert_array_equal(dx1, kept[1])
+        owned = list(layer.scratch.values())
+        assert owned and not any(np.shares_memory(a, b) for a in owned for b in (y1, dx1))
+
+
 # ---- reshape layers ----
 
 def test_flatten_and_unflatten_compose_conv_with_dense():
@@ -235,6 +263,25 @@ def test_flatten_and_unflatten_compose_conv_with_dense():
     np.testing.assert_array_equal(f.forward(a), a.reshape(2, 60))
     np.testing.assert_array_equal(f.backward(a.reshape(2, 60)), a)
     assert Unflatten((3, 4, 5)).forward(a.reshape(2, 60)).shape == (2, 3, 4, 5)
+
+
+def test_channels_last_flatten_and_unflatten_keep_the_rows_channel_first():
+    """UnflattenChannelsLast and FlattenChannelsFirst: Unflatten and Flatten with the image
+    transposed between them, each backward the other's forward (a transpose's adjoint)."""
+    rng = np.random.default_rng(5)
+    rows = rng.standard_normal((2, 3 * 4 * 5))                      # flattened (C, H, W)
+    u, f = UnflattenChannelsLast((3, 4, 5)), FlattenChannelsFirst()
+    img = u.forward(rows)
+    np.testing.assert_array_equal(img, rows.reshape(2, 3, 4, 5).transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(f.forward(img), rows)
+    dimg = rng.standard_normal(img.shape)
+    drows = rng.standard_normal(rows.shape)
+    assert np.isclose(np.sum(img * dimg), np.sum(rows * u.backward(dimg)))  # <U r, d> = <r, U* d>
+    np.testing.assert_array_equal(f.backward(drows), u.forward(drows))
+    gray = rng.standard_normal((2, 20))
+    assert np.shares_memory(UnflattenChannelsLast((1, 4, 5)).forward(gray), gray)  # no copy
+    expect(r"expected x with 4 dimensions, got shape \(2, 60\)", FlattenChannelsFirst().forward,
+           rows)
 
 
 # ---- bad input ----

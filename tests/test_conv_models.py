@@ -5,6 +5,8 @@ the IWAE bound's chunking, and a run trained, resumed bit for bit, evaluated and
 through the same machinery as the dense models. Small images: the suite also runs with
 NUMBA_DISABLE_JIT=1."""
 
+import copy
+
 import numpy as np
 import pytest
 from helpers import TOL_CHAIN, grad_ok
@@ -12,7 +14,8 @@ from helpers import TOL_CHAIN, grad_ok
 from minivae import figures
 from minivae.errors import InputError
 from minivae.evaluate import evaluate
-from minivae.layers import Conv2d, ConvTranspose2d, Flatten, Unflatten
+from minivae.layers import Conv2d, ConvTranspose2d, Flatten, Sequential, Unflatten
+from minivae.layers.channels_last import FlattenChannelsFirst, UnflattenChannelsLast
 from minivae.models import (
     VAE,
     Autoencoder,
@@ -84,13 +87,15 @@ def test_conv_autoencoders_gradient_every_parameter(output):
 def test_the_mnist_and_sprites_layouts():
     vae = VAE(784, (), 20, arch="conv", rng=0)                   # 28 x 28: 32 and 64 channels
     enc, dec = vae.encoder.layers, vae.decoder.layers
-    assert [type(layer) for layer in enc] == [Unflatten, Conv2d, Conv2d, Flatten, type(enc[4])]
+    assert [type(layer) for layer in enc] == [UnflattenChannelsLast, Conv2d, Conv2d,
+                                              FlattenChannelsFirst, type(enc[4])]
+    assert all(c.channels_last for c in enc[1:3] + dec[2:4])     # images (N, H, W, C) inside
     assert [(c.in_channels, c.out_channels, c.k, c.stride, c.padding) for c in enc[1:3]] == \
         [(1, 32, 4, 2, 1), (32, 64, 4, 2, 1)]
     assert enc[4].in_features == 64 * 7 * 7 and enc[4].out_features == 40
     assert enc[1].input_grad is False                            # x is data
-    assert [type(layer) for layer in dec[1:]] == [Unflatten, ConvTranspose2d, ConvTranspose2d,
-                                                   Flatten]
+    assert [type(layer) for layer in dec[1:]] == [UnflattenChannelsLast, ConvTranspose2d,
+                                                   ConvTranspose2d, FlattenChannelsFirst]
     assert dec[2].activation == "relu" and dec[3].activation == "identity"       # logits
     x = np.random.default_rng(0).random((2, 784), dtype=np.float32)
     assert vae.encoder.forward(x).shape == (2, 40)
@@ -104,6 +109,39 @@ def test_the_mnist_and_sprites_layouts():
     assert sprites.encoder.forward(np.zeros((1, 1024), np.float32)).shape == (1, 10)
     assert sprites.decoder.layers[2].shape == (64, 8, 8)        # 32 -> 16 -> 8, and back
     assert sprites.reconstruct(np.zeros((1, 1024), np.float32)).shape == (1, 1024)
+
+
+def test_channels_last_inside_computes_what_channels_first_would():
+    """The models chain their convolutions channels-last; the same layers (same parameters)
+    chained channels-first, between a plain Unflatten and Flatten, are the same function
+    with the same gradients, so a model's parameters mean what they meant."""
+    vae = VAE(2 * 6 * 7, (), 3, "gaussian-learned", arch="conv", image_shape=(2, 6, 7),
+              channels=(3, 4), rng=0, dtype=np.float64)
+    rng = np.random.default_rng(6)
+    for net, x in [(vae.encoder, rng.random((3, 84))), (vae.decoder, rng.standard_normal((3, 3)))]:
+        plain = []
+        for layer in net.layers:
+            if isinstance(layer, UnflattenChannelsLast):
+                layer = Unflatten(layer.shape)
+            elif isinstance(layer, FlattenChannelsFirst):
+                layer = Flatten()
+            elif isinstance(layer, (Conv2d, ConvTranspose2d)):
+                layer = copy.copy(layer)                            # the same params and grads
+                layer.channels_last, layer.scratch = False, {}
+            plain.append(layer)
+        y = net.forward(x)
+        dy = rng.standard_normal(y.shape)
+        net.zero_grad()
+        dx = net.backward(dy)
+        grads = {k: g.copy() for k, g in net.grads.items()}
+        first = Sequential(*plain)
+        np.testing.assert_allclose(first.forward(x), y, rtol=1e-12, atol=1e-12)
+        first.zero_grad()
+        dx_first = first.backward(dy)
+        if dx is not None:
+            np.testing.assert_allclose(dx_first, dx, rtol=1e-12, atol=1e-12)
+        for k, g in first.grads.items():
+            np.testing.assert_allclose(g, grads[k], rtol=1e-12, atol=1e-12, err_msg=k)
 
 
 def test_odd_sizes_come_back_whole():

@@ -4,16 +4,23 @@ their architecture for both networks and never look inside; x stays (N, D) at th
 
 The convolutional encoder, for 28 x 28 images and channels (32, 64):
 
-    x (N, 784) -> Unflatten (N, 1, 28, 28)
-      -> Conv2d 1 -> 32,  k 4, s 2, p 1, act      (N, 32, 14, 14)
-      -> Conv2d 32 -> 64, k 4, s 2, p 1, act      (N, 64, 7, 7)
-      -> Flatten (N, 3136) -> Dense layers of ``hidden`` (none by default) -> Linear to the code
+    x (N, 784) -> Unflatten, channels last (N, 28, 28, 1)
+      -> Conv2d 1 -> 32,  k 4, s 2, p 1, act      (N, 14, 14, 32)
+      -> Conv2d 32 -> 64, k 4, s 2, p 1, act      (N, 7, 7, 64)
+      -> Flatten, channel first (N, 3136) -> Dense layers of ``hidden`` (none by default)
+      -> Linear to the code
 
-and the decoder mirrors it: Dense layers from z to (N, 3136), act; Unflatten (N, 64, 7, 7);
-ConvTranspose2d 64 -> 32, act (N, 32, 14, 14); ConvTranspose2d 32 -> 1 (N, 1, 28, 28), no
-activation (logits, or the mean); Flatten (N, 784). Each stride-2 convolution halves the
-image, rounding down; the transposed one that mirrors it gives back exactly the size it
-came from (its output_padding is the rounding, (H + 2p - k) % s).
+and the decoder mirrors it: Dense layers from z to (N, 3136), act; Unflatten, channels last
+(N, 7, 7, 64); ConvTranspose2d 64 -> 32, act (N, 14, 14, 32); ConvTranspose2d 32 -> 1
+(N, 28, 28, 1), no activation (logits, or the mean); Flatten, channel first (N, 784). Each
+stride-2 convolution halves the image, rounding down; the transposed one that mirrors it
+gives back exactly the size it came from (its output_padding is the rounding,
+(H + 2p - k) % s).
+
+Between the two ends the images are channels-last, (N, H, W, C), the layout in which the
+convolutions gather their patches fastest (``minivae.layers.channels_last``); the rows the
+dense layers see are flattened channel first, (C, H, W), as PyTorch's are, so a model's
+parameters mean the same in either layout.
 
 Sizes come as the models write them: the encoder (D, *hidden, code), the decoder
 (Z, *hidden reversed, out). A decoder's ``out`` may be a multiple of the image (a
@@ -27,7 +34,8 @@ from itertools import pairwise
 import numpy as np
 
 from minivae.errors import InputError
-from minivae.layers import Conv2d, ConvTranspose2d, Dense, Flatten, Sequential, Unflatten
+from minivae.layers import Conv2d, ConvTranspose2d, Dense, Sequential
+from minivae.layers.channels_last import FlattenChannelsFirst, UnflattenChannelsLast
 from minivae.models.base import mlp, size, sizes
 
 ARCHS = ("mlp", "conv")
@@ -73,12 +81,12 @@ class ConvArch:
 
     def encoder(self, sizes, activation, rng, dtype, input_grad=True):
         """Unflatten, convolutions, Flatten, then dense layers (flat, *hidden, code)."""
-        kw = {"rng": rng, "dtype": dtype, "check_inputs": False}
-        layers = [Unflatten(self.image_shape, check_inputs=False)]
+        kw = {"rng": rng, "dtype": dtype, "check_inputs": False, "channels_last": True}
+        layers = [UnflattenChannelsLast(self.image_shape, check_inputs=False)]
         for (c_in, _, _), (c_out, _, _) in pairwise(self.shapes):
             layers.append(Conv2d(c_in, c_out, KERNEL, STRIDE, PADDING, activation, **kw))
         layers[1].input_grad = bool(input_grad)                     # x is data: no dx
-        layers.append(Flatten(check_inputs=False))
+        layers.append(FlattenChannelsFirst(check_inputs=False))
         layers += mlp((flat(self.shapes[-1]), *sizes[1:]), activation, rng, dtype).layers
         return Sequential(*layers)
 
@@ -89,14 +97,15 @@ class ConvArch:
         out_channels = self.out_channels(sizes[-1])
         layers = [Dense(a, b, activation, **kw)
                   for a, b in pairwise((*sizes[:-1], flat(self.shapes[-1])))]
-        layers.append(Unflatten(self.shapes[-1], check_inputs=False))
+        layers.append(UnflattenChannelsLast(self.shapes[-1], check_inputs=False))
+        kw["channels_last"] = True
         for i in reversed(range(len(self.channels))):               # shapes[i+1] -> shapes[i]
             (c_in, _, _), (c_out, H, W) = self.shapes[i + 1], self.shapes[i]
             last = i == 0
             layers.append(ConvTranspose2d(
                 c_in, out_channels if last else c_out, KERNEL, STRIDE, PADDING,
                 output_padding(H, W), "identity" if last else activation, **kw))
-        layers.append(Flatten(check_inputs=False))
+        layers.append(FlattenChannelsFirst(check_inputs=False))
         return Sequential(*layers)
 
     def out_channels(self, out):
