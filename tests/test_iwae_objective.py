@@ -140,3 +140,28 @@ def test_eps_of_the_wrong_shape_is_refused():
     model = small(IWAE, k=3)
     with pytest.raises(InputError, match="eps"):
         model.loss(data(4), eps=np.zeros((4, 2, 3)))
+
+
+# ---- the papers' initialisation ----
+
+def test_glorot_init_draws_w_within_its_bound_with_its_variance_and_zero_biases():
+    model = IWAE(784, hidden=(200, 200), z_dim=50, k=5, activation="tanh", init="glorot",
+                 rng=0)
+    for name, p in model.params.items():
+        if name.endswith(".b"):
+            assert not p.any(), name
+            continue
+        a = np.sqrt(6 / (p.shape[0] + p.shape[1]))
+        assert np.abs(p).max() <= a
+        assert p.std() == pytest.approx(a / np.sqrt(3), rel=0.05)      # U(-a, a): a / sqrt 3
+    assert build(model.config(), rng=0).params["encoder.0.W"].tolist() == \
+        model.params["encoder.0.W"].tolist()
+
+
+def test_uniform_is_the_default_and_glorot_is_refused_for_convolutions():
+    assert VAE(8, hidden=(4,), z_dim=2, rng=0).config()["init"] == "uniform"
+    with pytest.raises(InputError, match="dense layers"):
+        VAE(64, hidden=(), z_dim=2, arch="conv", image_shape=(1, 8, 8), channels=(2, 3),
+            init="glorot")
+    with pytest.raises(InputError, match="glorot"):
+        VAE(8, hidden=(4,), z_dim=2, init="xavier")

@@ -25,6 +25,20 @@ def mlp(sizes, activation, rng, dtype, input_grad=True):
     return Sequential(*layers)
 
 
+INITS = ("uniform", "glorot")
+
+
+def glorot(network, rng):
+    """Glorot & Bengio's (2010) initialisation, in place, for every dense layer of ``network``:
+    W (D, H) ~ U(-a, a) with a = sqrt(6 / (D + H)), b = 0 (the IWAE paper's choice). The
+    layers' own default is U(-1/sqrt(D), 1/sqrt(D)) for W and b."""
+    for layer in network.layers:
+        W, b = layer.params["W"], layer.params["b"]
+        a = np.sqrt(6.0 / (W.shape[0] + W.shape[1]))
+        W[...] = rng.uniform(-a, a, size=W.shape)                       # (D, H)
+        b[...] = 0                                                      # (H,)
+
+
 class EncoderDecoder:
     """Mixin for a model with ``self.encoder`` and ``self.decoder`` layers."""
 

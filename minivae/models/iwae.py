@@ -38,12 +38,12 @@ class IWAE(VAE):
 
     def __init__(self, x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", k=5, beta=1.0,
                  rng=None, dtype=np.float32, activation="relu", sigma=0.1, arch="mlp",
-                 image_shape=None, channels=None):
+                 image_shape=None, channels=None, init="uniform"):
         if beta != 1.0:
             raise InputError(f"IWAE: expected beta = 1 (the k-sample bound has no beta), got "
                              f"{beta!r}")
         super().__init__(x_dim, hidden, z_dim, likelihood, 1.0, rng, dtype, activation, sigma,
-                         arch, image_shape, channels)
+                         arch, image_shape, channels, init)
         self.k = check_count(k, "IWAE", "k", what=" (importance samples)")
 
     def config(self):

@@ -25,7 +25,17 @@ from minivae.errors import InputError, NonFiniteError
 from minivae.layers import ACTIVATIONS, Reparameterize
 from minivae.layers.activations import sigmoid
 from minivae.layers.reparameterize import sample
-from minivae.models.base import EncoderDecoder, choice, float_dtype, generator, number, size, sizes
+from minivae.models.base import (
+    INITS,
+    EncoderDecoder,
+    choice,
+    float_dtype,
+    generator,
+    glorot,
+    number,
+    size,
+    sizes,
+)
 from minivae.models.conv import architecture
 
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
@@ -41,17 +51,23 @@ class VAE(EncoderDecoder):
     multiplies beta. ``rng`` draws the initial weights, and eps when none is given.
     arch: "mlp", or "conv": stride-2 convolutions with ``channels`` on images of
     ``image_shape`` ((C, H, W); a square if None), then ``hidden`` dense layers (may be ()).
+    init: "uniform" (each layer's own, U(+-1/sqrt(fan in))) or "glorot" (an MLP only; see
+    ``minivae.models.base.glorot``).
     """
 
     def __init__(self, x_dim, hidden=(400,), z_dim=20, likelihood="bernoulli", beta=1.0, rng=None,
                  dtype=np.float32, activation="relu", sigma=0.1, arch="mlp", image_shape=None,
-                 channels=None):
-        who = "VAE"
+                 channels=None, init="uniform"):
+        who = type(self).__name__
         self.x_dim, self.z_dim = size(x_dim, who, "x_dim"), size(z_dim, who, "z_dim")
         self.net = architecture(arch, self.x_dim, image_shape, channels, who)
         self.hidden = sizes(hidden, who, allow_empty=self.net.conv)
         self.likelihood = choice(likelihood, LIKELIHOODS, who, "likelihood")
         self.activation = choice(activation, ACTIVATIONS, who, "activation")
+        self.init = choice(init, INITS, who, "init")
+        if self.init == "glorot" and self.net.conv:
+            raise InputError(f"{who}: init='glorot' is for dense layers; expected arch='mlp' "
+                             f"with it, got arch={arch!r}")
         self.dtype = float_dtype(dtype, who)
         self.beta = number(beta, who, "beta", hi=float(np.finfo(self.dtype).max))  # in dtype
         self.kl_weight = 1.0
@@ -64,6 +80,9 @@ class VAE(EncoderDecoder):
         self.reparam = Reparameterize(self.rng, check_inputs=False)
         self.decoder = self.net.decoder((Z, *H[::-1], out), activation, self.rng, dtype)
         self.row_floats = self.net.row_floats((Z, *H[::-1], out))       # per decoded row
+        if self.init == "glorot":                                       # the IWAE paper's
+            glorot(self.encoder, self.rng)
+            glorot(self.decoder, self.rng)
         self.cache, self.last = None, {}
 
     def config(self):
@@ -71,7 +90,7 @@ class VAE(EncoderDecoder):
         return {"model": "vae", "x_dim": self.x_dim, "hidden": list(self.hidden),
                 "z_dim": self.z_dim, "likelihood": self.likelihood, "beta": self.beta,
                 "dtype": self.dtype.name, "activation": self.activation, "sigma": self.sigma,
-                **self.net.config()}
+                "init": self.init, **self.net.config()}
 
     # ---- the objective ----
 
