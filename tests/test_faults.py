@@ -889,7 +889,7 @@ BAD_COMMAND_LINES = [
     (["train", "--iwae-k", "100001"], 2, "--iwae-k: expected an integer >= 0 and <= 100000"),
     (["train", "--optimizer", "adamw"], 2, "invalid choice: 'adamw'"),
     (["train", "--binarize", "yes"], 2, "invalid choice: 'yes'"),
-    (["train", "--model", "gan"], 2, "invalid choice: 'gan'"),
+    (["train", "--model", "vqvae"], 2, "invalid choice: 'vqvae'"),
     (["train", "--out"], 2, "--out: expected one argument"),
     (["train", "--frobnicate"], 2, "unrecognized arguments: --frobnicate"),
     (["train", "now"], 2, "unrecognized arguments: now"),
