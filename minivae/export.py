@@ -169,6 +169,7 @@ def decode(doc, z):
 
 
 def pick_examples(n_total, n, seed=0):
-    """Indices of ``n`` test examples (all of them if fewer), in a fixed shuffled order."""
+    """Indices of ``n`` test examples (all of them if fewer), in a shuffled order fixed by
+    ``seed``: the page lists the first ones, of every label."""
     n = check_count(n, "export", "n")
-    return np.sort(np.random.default_rng(seed).permutation(n_total)[:min(n, n_total)])
+    return np.random.default_rng(seed).permutation(n_total)[:min(n, n_total)]

@@ -1,0 +1,456 @@
+"""Build the course as a static, offline website: build/site/ (open build/site/index.html, or
+serve it with `python -m http.server -d build/site`).
+
+    python site_src/build.py                 fast mode (MINIVAE_FAST=1 lessons, tiny explorer
+                                             models): a few minutes on 2 cores
+    python site_src/build.py --full          every lesson and both explorer models at full size
+
+What it writes into build/site-src/ before `mkdocs build` turns it into build/site/:
+
+    index.md, explorer.md, assets/    site_src/pages/, as they are
+    lessons/NN_name.md                every lesson executed as a notebook (lessons/course.py),
+                                      its figures and printed numbers; exercise solutions
+                                      collapsed under the exercise
+    lessons/index.md                  the lessons in reading order, with their run times
+    notation.md, references.md        lessons/NOTATION.md and lessons/REFERENCES.md
+    cli/COMMAND.md                    `minivae COMMAND --help`, for every command
+    api/MODULE.md                     the docstrings of every public module of minivae
+    explorer/*.json                   two VAEs trained by `minivae train`, written by
+                                      `minivae export`: a 2-D MNIST VAE and a sprites beta-VAE
+    assets/mathjax/                   MathJax, from the jupyter-server-mathjax package
+
+Executed lessons are kept in build/site-cache/, keyed by the lesson's code cells, the mode and
+minivae's source: after a change of text only, a rebuild runs no lesson. The explorer's runs
+are kept in build/site-runs/ and trained again only when their command changes.
+"""
+
+import argparse
+import base64
+import hashlib
+import importlib
+import inspect
+import json
+import os
+import pkgutil
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "lessons"))
+sys.path.insert(0, str(REPO))
+
+import course
+
+SRC = REPO / "build" / "site-src"            # mkdocs.yml, and docs/: the pages
+DOCS = SRC / "docs"
+CACHE = REPO / "build" / "site-cache"
+RUNS = REPO / "build" / "site-runs"
+OUT = REPO / "build" / "site"
+
+# The explorer's models: `minivae train` flags at full size and in fast mode.
+EXPLORERS = {
+    "mnist-2d": {
+        "title": "MNIST, a 2-D latent space",
+        "full": ["--data", "mnist", "--hidden", "512", "--latent", "2", "--epochs", "30"],
+        "fast": ["--data", "mnist", "--hidden", "64", "--latent", "2", "--epochs", "1"],
+    },
+    "sprites-beta": {
+        "title": "sprites, a beta-VAE with beta = 4",
+        "full": ["--data", "sprites", "--hidden", "512", "--latent", "10", "--beta", "4",
+                 "--epochs", "60"],
+        "fast": ["--data", "sprites", "--hidden", "128", "--latent", "10", "--beta", "4",
+                 "--epochs", "3"],
+    },
+}
+COMMON = ["--seed", "0", "--iwae-k", "0", "--no-figures", "--quiet"]
+RUNNER = 2                      # how lessons are run here; a new number runs them again
+
+
+def say(msg):
+    print(f"site: {msg}", flush=True)
+
+
+def lesson_files():
+    """The lessons in reading order (main lessons, then appendices)."""
+    return course.lesson_files()
+
+
+def title_of(nb, fallback):
+    """The first Markdown heading of a notebook."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            m = re.search(r"^#\s+(.+)$", cell.source, flags=re.MULTILINE)
+            if m:
+                return m.group(1).strip()
+    return fallback
+
+
+# ---- running the lessons, with a cache ----
+
+def source_hash():
+    """A hash of minivae's source: a change to the library runs the lessons again."""
+    h = hashlib.sha256()
+    for p in sorted((REPO / "minivae").rglob("*.py")):
+        h.update(p.relative_to(REPO).as_posix().encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def code_key(nb, fast, library):
+    """What a lesson's outputs depend on: its code cells, the mode, minivae's source."""
+    h = hashlib.sha256(f"{RUNNER}\n{'fast' if fast else 'full'}\n{library}\n".encode())
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            h.update(cell.source.encode() + b"\0")
+    return h.hexdigest()
+
+
+def cache_paths(path, fast):
+    mode = "fast" if fast else "full"
+    return CACHE / f"{path.stem}.{mode}.ipynb", CACHE / f"{path.stem}.{mode}.json"
+
+
+def from_cache(path, fast, library):
+    """The lesson at ``path`` with the outputs of its cached run, and that run's seconds; or
+    None when its code, the mode or minivae changed since. Markdown is always the file's."""
+    import nbformat
+    nb = course.read_lesson(path)
+    cached_nb, cached_meta = cache_paths(path, fast)
+    if not (cached_nb.exists() and cached_meta.exists()):
+        return None
+    meta = json.loads(cached_meta.read_text())
+    if meta.get("key") != code_key(nb, fast, library):
+        return None
+    old = nbformat.read(cached_nb, as_version=4)
+    codes = iter(c for c in old.cells if c.cell_type == "code")
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = next(codes).outputs
+    return nb, meta["seconds"]
+
+
+def run_lesson(path, fast, library):
+    """Run the lesson at ``path`` top to bottom (stubs, then solutions, as the file does) in a
+    fresh kernel, and keep the result in the cache.   -> (notebook, seconds)."""
+    import nbformat
+    nb = course.read_lesson(path)
+    inline = nbformat.v4.new_code_cell("%matplotlib inline")     # figures as outputs (the
+    nb.cells.insert(0, inline)                                   # kernel's MPLBACKEND is Agg)
+    t0 = time.perf_counter()
+    course.run_notebook(nb, fast=fast, timeout=600 if fast else 7200)
+    seconds = time.perf_counter() - t0
+    nb.cells.remove(inline)
+    cached_nb, cached_meta = cache_paths(path, fast)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, cached_nb)
+    cached_meta.write_text(json.dumps({"key": code_key(nb, fast, library), "seconds": seconds,
+                                       "mode": "fast" if fast else "full",
+                                       "date": time.strftime("%Y-%m-%d")}))
+    say(f"{path.stem}: ran in {seconds:.0f} s")
+    return nb, seconds
+
+
+def executed(paths, fast, library, jobs):
+    """{path: (notebook with outputs, seconds)}: from the cache, or run ``jobs`` at a time."""
+    from concurrent.futures import ProcessPoolExecutor
+    done, todo = {}, []
+    for path in paths:
+        hit = from_cache(path, fast, library)
+        if hit is None:
+            todo.append(path)
+        else:
+            done[path] = hit
+            say(f"{path.stem}: outputs from the cache ({hit[1]:.0f} s when run)")
+    if todo:
+        say(f"running {len(todo)} lessons in {'fast mode' if fast else 'full size'}, "
+            f"{jobs} at a time: {' '.join(p.stem for p in todo)}")
+        with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = {path: pool.submit(run_lesson, path, fast, library) for path in todo}
+            for path, future in futures.items():
+                future.result()                              # a failed lesson stops the build
+                done[path] = from_cache(path, fast, library)
+    return done
+
+
+# ---- a notebook as a Markdown page ----
+
+def fence(text, lang=""):
+    ticks = "```"
+    while ticks in text:
+        ticks += "`"
+    return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}\n"
+
+
+def outputs_md(cell, images, stem, counter):
+    """The outputs of a code cell as Markdown; PNG figures written into ``images``."""
+    parts = []
+    for out in cell.get("outputs", []):
+        kind = out.get("output_type")
+        if kind == "stream":
+            parts.append(fence(out.get("text", ""), "text"))
+        elif kind in ("display_data", "execute_result"):
+            d = out.get("data", {})
+            if "image/png" in d:
+                counter[0] += 1
+                name = f"{stem}-{counter[0]:02d}.png"
+                images.mkdir(parents=True, exist_ok=True)
+                (images / name).write_bytes(base64.b64decode(d["image/png"]))
+                parts.append(f"![Figure {counter[0]} of {stem}]({images.name}/{name})\n")
+            elif "text/plain" in d:
+                parts.append(fence(d["text/plain"], "text"))
+        elif kind == "error":
+            raise RuntimeError(f"{stem}: a cell failed: {out.get('ename')}: {out.get('evalue')}")
+    if not parts:
+        return ""
+    return '<div class="cell-output" markdown>\n\n' + "\n".join(parts) + "\n</div>\n"
+
+
+def cell_md(cell, images, stem, counter):
+    if cell.cell_type == "markdown":
+        return cell.source.strip() + "\n"
+    if cell.cell_type == "code":
+        return fence(cell.source, "python") + "\n" + outputs_md(cell, images, stem, counter)
+    return ""
+
+
+def indent(text):
+    return "\n".join(("    " + line) if line.strip() else "" for line in text.split("\n"))
+
+
+def lesson_md(nb, stem, images):
+    """The page of one executed lesson: every cell in order; consecutive solution cells
+    inside one collapsed "Solution" block."""
+    blocks, solution, counter = [], [], [0]
+    for cell in nb.cells + [None]:
+        if cell is not None and course.SOLUTION in course.tags(cell):
+            solution.append(cell_md(cell, images, stem, counter))
+            continue
+        if solution:
+            blocks.append('??? success "Solution"\n\n' + indent("\n".join(solution)) + "\n")
+            solution = []
+        if cell is not None:
+            blocks.append(cell_md(cell, images, stem, counter))
+    return "\n".join(blocks)
+
+
+def write_lessons(fast, library, names=(), jobs=1):
+    rows, pages = [], []
+    paths = course.select(names, lesson_files()) if names else lesson_files()
+    runs = executed(paths, fast, library, jobs)
+    for path in paths:
+        nb, seconds = runs[path]
+        title = title_of(nb, path.stem)
+        page = DOCS / "lessons" / f"{path.stem}.md"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(lesson_md(nb, path.stem, page.parent / f"{path.stem}_files"),
+                        encoding="utf-8")
+        rows.append((course.lesson_key(path), title, path.stem, seconds))
+        pages.append({title: f"lessons/{path.stem}.md"})
+    mode = "fast mode (MINIVAE_FAST=1)" if fast else "full size"
+    table = ["| | lesson | run time |", "|---|---|---|"]
+    table += [f"| {key} | [{title}]({stem}.md) | {course.seconds(s)} |"
+              for key, title, stem, s in rows]
+    intro = ("Read them in order. Each page is the lesson executed top to bottom, with its "
+             "figures and printed numbers; each exercise's solution is folded under it. Every "
+             f"lesson is also a Python script in `lessons/` that runs as a notebook.\n\nRun "
+             f"times: as measured when this site was built, in {mode}, on "
+             f"{os.cpu_count()} cores, up to {jobs} lessons at a time.\n")
+    (DOCS / "lessons" / "index.md").write_text("# Lessons\n\n" + intro + "\n" + "\n".join(table)
+                                              + "\n", encoding="utf-8")
+    return [{"Lessons": "lessons/index.md"}, *pages]
+
+
+# ---- notation, references ----
+
+def write_course_pages():
+    stems = {p.name: f"lessons/{p.stem}.md" for p in lesson_files()}
+
+    def relink(text):                        # links to lesson files -> their pages
+        return re.sub(r"\]\((?:\./)?(\w+\.py)\)",
+                      lambda m: f"]({stems[m.group(1)]})" if m.group(1) in stems else m.group(0),
+                      text)
+    for name, page in (("NOTATION.md", "notation.md"), ("REFERENCES.md", "references.md")):
+        src = REPO / "lessons" / name
+        if src.exists():
+            (DOCS / page).write_text(relink(src.read_text(encoding="utf-8")), encoding="utf-8")
+    return [{"Notation": "notation.md"}, {"References": "references.md"}]
+
+
+# ---- the command line ----
+
+def commands(parser, prefix=()):
+    """(words, parser) for every command and subcommand of the `minivae` parser."""
+    import argparse as ap
+    for action in parser._actions:
+        if isinstance(action, ap._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*prefix, name), sub
+                yield from commands(sub, (*prefix, name))
+
+
+def write_cli_pages():
+    from minivae.cli.parser import build_parser
+    os.environ["COLUMNS"] = "100"
+    parser = build_parser()
+    (DOCS / "cli").mkdir(parents=True, exist_ok=True)
+    nav, lines = [], ["# The command line\n", ("Every command of `minivae`, as its `--help` "
+                      "prints it.\n"), fence(parser.format_help(), "text")]
+    for words, sub in commands(parser):
+        name = "-".join(words)
+        cmd = "minivae " + " ".join(words)
+        (DOCS / "cli" / f"{name}.md").write_text(f"# {cmd}\n\n" + fence(sub.format_help(), "text"),
+                                                encoding="utf-8")
+        lines.append(f"- [`{cmd}`]({name}.md): {sub.description or ''}".rstrip())
+        nav.append({cmd: f"cli/{name}.md"})
+    (DOCS / "cli" / "index.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return [{"Commands": "cli/index.md"}, *nav]
+
+
+# ---- the API reference, from the docstrings ----
+
+def public_modules():
+    import minivae
+    names = ["minivae"]
+    for info in pkgutil.walk_packages(minivae.__path__, "minivae."):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            names.append(info.name)
+    return sorted(names)
+
+
+def doc_block(obj):
+    doc = inspect.getdoc(obj)
+    return fence(doc, "text") if doc else ""
+
+
+def signature(obj):
+    try:
+        return str(inspect.signature(obj))
+    except (TypeError, ValueError):
+        return "(...)"
+
+
+def module_md(name):
+    mod = importlib.import_module(name)
+    parts = [f"# `{name}`\n", doc_block(mod)]
+    members = [(k, v) for k, v in vars(mod).items() if not k.startswith("_")
+               and (inspect.isclass(v) or inspect.isfunction(v))
+               and getattr(v, "__module__", None) == name]
+    for k, v in members:
+        if inspect.isclass(v):
+            parts.append(f"## class `{k}{signature(v)}`\n\n" + doc_block(v))
+            for mk, mv in vars(v).items():
+                if mk.startswith("_") or not (inspect.isfunction(mv) or isinstance(mv, property)):
+                    continue
+                what = "property" if isinstance(mv, property) else f"{mk}{signature(mv)}"
+                parts.append(f"### `{k}.{mk}`" + ("" if isinstance(mv, property) else
+                                                 f" `{what}`") + "\n\n" + doc_block(mv))
+        else:
+            parts.append(f"## `{k}{signature(v)}`\n\n" + doc_block(v))
+    return "\n".join(parts)
+
+
+def write_api_pages():
+    nav, lines = [], ["# API reference\n", ("The public modules of `minivae`, with the docstrings "
+                      "of their classes and functions: each states the formula and the "
+                      "shapes.\n")]
+    (DOCS / "api").mkdir(parents=True, exist_ok=True)
+    for name in public_modules():
+        (DOCS / "api" / f"{name}.md").write_text(module_md(name), encoding="utf-8")
+        first = (inspect.getdoc(importlib.import_module(name)) or "").split("\n")[0]
+        lines.append(f"- [`{name}`]({name}.md): {first}")
+        nav.append({name: f"api/{name}.md"})
+    (DOCS / "api" / "index.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return [{"API reference": "api/index.md"}, *nav]
+
+
+# ---- the explorer's models ----
+
+def minivae_cli(*args):
+    cmd = [sys.executable, "-m", "minivae", *args]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (str(REPO),
+                                                                      os.environ.get("PYTHONPATH")))))
+    subprocess.run(cmd, check=True, env=env, cwd=REPO)
+
+
+def write_explorer_models(fast):
+    """Train (unless already trained with the same command) and export each explorer model."""
+    mode = "fast" if fast else "full"
+    for name, spec in EXPLORERS.items():
+        flags = spec[mode] + COMMON
+        run = RUNS / f"{name}-{mode}"
+        stamp = run / "site-command.json"
+        if not (stamp.exists() and json.loads(stamp.read_text()) == flags
+                and (run / "checkpoint.npz").exists()):
+            if run.exists():
+                shutil.rmtree(run)
+            say(f"training the explorer's {name}: minivae train {' '.join(flags)}")
+            minivae_cli("train", *flags, "--out", str(run))
+            stamp.write_text(json.dumps(flags))
+        minivae_cli("export", str(run), "--out", str(DOCS / "explorer" / f"{name}.json"))
+
+
+# ---- the whole site ----
+
+def copy_mathjax():
+    import jupyter_server_mathjax
+    static = Path(jupyter_server_mathjax.__file__).parent / "static"
+    shutil.copytree(static, DOCS / "assets" / "mathjax",
+                    ignore=shutil.ignore_patterns("*.md"))
+
+
+def write_config(nav):
+    config = {"INHERIT": str(HERE / "mkdocs.yml"), "docs_dir": str(DOCS), "nav": nav}
+    path = SRC / "mkdocs.yml"
+    path.write_text(json.dumps(config, indent=1), encoding="utf-8")     # JSON is YAML
+    return path
+
+
+def build(fast=True, out=OUT, explorer=True, lessons=(), jobs=2):
+    t0 = time.perf_counter()
+    if SRC.exists():
+        shutil.rmtree(SRC)
+    shutil.copytree(HERE / "pages", DOCS)
+    shutil.copytree(HERE / "explorer", DOCS / "explorer")             # decoder.js, explorer.js
+    copy_mathjax()
+    library = source_hash()
+    nav = [{"Home": "index.md"}]
+    nav.append({"Lessons": write_lessons(fast, library, lessons, jobs)})
+    nav += write_course_pages()
+    if explorer:
+        write_explorer_models(fast)
+    nav.append({"Latent-space explorer": "explorer.md"})
+    nav.append({"Command line": write_cli_pages()})
+    nav.append({"API reference": write_api_pages()})
+    config = write_config(nav)
+    subprocess.run([sys.executable, "-m", "mkdocs", "build", "--quiet", "--clean",
+                    "-f", str(config), "-d", str(Path(out).resolve())], check=True, cwd=REPO,
+                   env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
+    say(f"built {out} in {time.perf_counter() - t0:.0f} s "
+        f"({'fast mode' if fast else 'full size'})")
+    return Path(out)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--full", action="store_true",
+                    help="lessons and explorer models at full size (default: fast mode)")
+    ap.add_argument("--out", default=str(OUT), help=f"output folder (default: {OUT})")
+    ap.add_argument("--no-explorer", action="store_true",
+                    help="skip training and exporting the explorer's models")
+    ap.add_argument("--lessons", nargs="*", default=(), metavar="NN",
+                    help="only these lessons (numbers or letters, e.g. 04 A; default: all)")
+    ap.add_argument("--jobs", type=int, default=2,
+                    help="lessons run at a time, each in its own kernel (default: 2)")
+    args = ap.parse_args(argv)
+    build(fast=not args.full, out=args.out, explorer=not args.no_explorer, lessons=args.lessons,
+          jobs=args.jobs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
