@@ -1,4 +1,4 @@
-"""The `minivae` command line: train, evaluate, sample, figures, data.
+"""The `minivae` command line: train, evaluate, sample, figures, export, data.
 
     minivae train                             # a VAE on sprites, about a minute, runs/vae-sprites
     minivae train --data mnist --hidden 400 --latent 20      # the classic MNIST VAE
@@ -6,6 +6,7 @@
     minivae evaluate runs/vae-sprites --iwae-k 100 --json
     minivae sample runs/vae-sprites --n 64 --out samples.png
     minivae figures runs/vae-sprites
+    minivae export runs/vae-sprites           # decoder + test codes for the site's explorer
     minivae data list;  minivae data fetch mnist
 
 An error prints one line, `minivae: error: ...`, and exits with status 1 (2 for a bad
@@ -19,6 +20,7 @@ aside, saying so in one line (NUMBA_NUM_THREADS=0).
     train.py      `minivae train`: flags -> a new run, or the checks of --resume
     view.py       `minivae evaluate`, `sample`, `figures`: what a trained run shows
     datasets.py   `minivae data list`, `data fetch`
+    export.py     `minivae export`: a VAE's decoder and test codes as one JSON file
 """
 
 import os
