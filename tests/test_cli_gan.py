@@ -2,6 +2,7 @@
 resumed bit for bit, evaluated with the sample-quality score; bad flags and hostile
 checkpoints refused in one line."""
 
+import dataclasses
 import json
 import signal
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from small_data import every
 
+from minivae import data
 from minivae.cli import main
 from minivae.models import GAN
 from minivae.optim import Adam
@@ -221,8 +223,27 @@ def test_resuming_a_damaged_gan_run_gives_one_line(gan_run, tmp_path, capsys):
     assert "not a minivae checkpoint" in _one_error_line(capsys, main(["evaluate", str(run)]))
 
 
+def test_a_conv_gan_trains_from_the_command_line(tmp_path, capsys, monkeypatch):
+    load = data.load                                # an eighth again: 54 and 6 images
+    monkeypatch.setattr(data, "load", lambda name, split="train": dataclasses.replace(
+        load(name, split), x=load(name, split).x[::8].copy(), y=None, factors=None,
+        factor_names=None))
+    run = tmp_path / "dcgan"
+    assert main(["train", *TINY, "--arch", "conv", "--no-figures", "--out", str(run)]) == 0
+    capsys.readouterr()
+    config = json.loads((run / "config.json").read_text())["model"]
+    assert config["arch"] == "conv" and config["image_shape"] == [1, 32, 32]
+    assert config["hidden"] == [16] and config["d_hidden"] == [16]
+    params, optim, _ = ckpt.load(run / rf.CHECKPOINT)
+    assert any(v.ndim == 4 and k.startswith("discriminator.") for k, v in params.items())
+    assert any(v.ndim == 4 and k.startswith("generator.") for k, v in params.items())
+    assert {k.split(".")[0] for k in optim} == {"discriminator", "generator"}
+    line = _one_error_line(capsys, main(["train", "--resume", "--out", str(run), "--arch",
+                                         "mlp"]))
+    assert "--arch mlp differs from the run's conv" in line
+
+
 @pytest.mark.parametrize("argv, words", [
-    (["--model", "gan", "--arch", "conv"], "--arch conv does not apply to --model gan"),
     (["--model", "gan", "--likelihood", "gaussian"], "--likelihood does not apply to --model gan"),
     (["--model", "gan", "--binarize", "dynamic"], "--binarize does not apply to --model gan"),
     (["--model", "gan", "--lam", "10"], "--lam does not apply to --model gan"),

@@ -23,7 +23,7 @@ MODEL_FLAGS = {"vae": {"arch", "hidden", "latent", "likelihood", "beta", "warmup
                "ae": {"arch", "hidden", "latent", "likelihood"},
                "dae": {"arch", "hidden", "latent", "likelihood", "noise", "noise_level"},
                "wae": {"arch", "hidden", "latent", "likelihood", "lam", "kernel"},
-               "gan": {"hidden", "d_hidden", "latent", "generator_loss", "d_lr"},
+               "gan": {"arch", "hidden", "d_hidden", "latent", "generator_loss", "d_lr"},
                "linear-ae": {"latent"}, "pca": {"latent"}}
 MODEL_SETTINGS = [f.name for f in fields(ModelSettings)]
 TRAIN_SETTINGS = [f.name for f in fields(TrainConfig)]
@@ -59,9 +59,6 @@ def _new_run_settings(args):
     v = {**defaults(given.get("data", ModelSettings.data), model), **given}
     allowed = MODEL_FLAGS[model] | {"model", "data", "seed"}
     allowed |= GRADIENT_FLAGS.get(model, GRADIENT_FLAGS["vae"]) if model != "pca" else set()
-    if model == "gan" and "arch" in given:
-        raise MinivaeError(f"--arch {given['arch']} does not apply to --model gan: its "
-                           "generator and discriminator are dense networks (MLPs)")
     for k in given:
         if k not in allowed:
             raise MinivaeError(f"{_flag(k)} does not apply to --model {model}")
@@ -108,7 +105,7 @@ def _saved_settings(run):
     """The settings a run was made with, by name (None: not one its model takes)."""
     m = run.model
     lik = m.get("likelihood") or {v: k for k, v in AE_OUTPUT.items()}.get(m.get("output"))
-    arch = m.get("arch", "mlp") if m["model"] in ("vae", "ae", "dae", "wae") else None
+    arch = m.get("arch", "mlp") if m["model"] in ("vae", "ae", "dae", "wae", "gan") else None
     saved = {"model": m["model"], "data": run.data, "arch": arch, "hidden": m.get("hidden"),
             "latent": m.get("z_dim", m.get("n_components")), "likelihood": lik,
             "beta": m.get("beta"), "noise": m.get("noise"), "noise_level": m.get("noise_level"),

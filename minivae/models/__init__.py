@@ -106,6 +106,9 @@ def parameter_count(config):
     hidden = _hidden(a, "hidden", name)
     if name == "gan":                                       # generator, discriminator
         d_hidden = hidden if a["d_hidden"] is None else _hidden(a, "d_hidden", name)
+        net = architecture(a["arch"], D, a["image_shape"], a["channels"], f"{name} model config")
+        if net.conv:                                        # D an encoder, G a decoder
+            return net.parameter_count((D, *d_hidden, 1), (Z, *hidden, D))
         return sum(p * q + q for s in [(Z, *hidden, D), (D, *d_hidden, 1)]
                    for p, q in pairwise(s))
     code = 2 * Z if name in ("vae", "iwae") else Z         # a VAE's encoder gives mu, logvar

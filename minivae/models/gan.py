@@ -27,7 +27,8 @@ from minivae.checks import check_array, check_count
 from minivae.errors import InputError
 from minivae.layers import ACTIVATIONS, Sigmoid
 from minivae.layers.activations import sigmoid
-from minivae.models.base import choice, float_dtype, mlp, size, sizes
+from minivae.models.base import choice, float_dtype, size, sizes
+from minivae.models.conv import architecture
 
 OUTPUTS = ("sigmoid", "identity")      # G's last activation: pixels in (0, 1), or any real
 
@@ -41,11 +42,16 @@ class GAN:
     ``generator_loss``: "non-saturating" (-log D(G(z))) or "minimax" (log(1 - D(G(z)))).
     ``rng`` draws the initial weights, and z when none is given. Parameters are named
     "generator.i.W", "discriminator.i.b", ... (i the layer's position).
+    ``arch="conv"`` makes a small DCGAN (Radford et al. 2016) of minivae's convolutional
+    encoder and decoder (``minivae.models.conv``): D is stride-2 convolutions with
+    ``channels`` on images of ``image_shape``, then the ``d_hidden`` dense layers to the
+    logit; G is the mirror image, dense layers from z to the smallest image, then transposed
+    convolutions back to the image's size.
     """
 
     def __init__(self, x_dim, z_dim=2, hidden=(128,), d_hidden=None, output="sigmoid",
                  activation="relu", d_activation="leaky_relu", generator_loss="non-saturating",
-                 rng=None, dtype=np.float32):
+                 rng=None, dtype=np.float32, arch="mlp", image_shape=None, channels=None):
         who = "GAN"
         self.x_dim, self.z_dim = size(x_dim, who, "x_dim"), size(z_dim, who, "z_dim")
         self.hidden = sizes(hidden, who, allow_empty=True)
@@ -57,14 +63,16 @@ class GAN:
         self.generator_loss = choice(generator_loss, losses.GENERATOR_LOSSES, who,
                                      "generator_loss")
         self.dtype = float_dtype(dtype, who)
+        self.net = architecture(arch, self.x_dim, image_shape, channels, who)
         self.rng = np.random.default_rng(rng)
         D, Z = self.x_dim, self.z_dim
-        self.generator = mlp((Z, *self.hidden, D), activation, self.rng, dtype,
-                             input_grad=False)                          # z is noise: no dz
+        self.generator = self.net.decoder((Z, *self.hidden, D), activation, self.rng, dtype)
+        self.generator.layers[0].input_grad = False                     # z is noise: no dz
         if output == "sigmoid":
             self.generator.layers.append(Sigmoid())
             self.generator.layers[-1].check_inputs = False
-        self.discriminator = mlp((D, *self.d_hidden, 1), d_activation, self.rng, dtype)
+        self.discriminator = self.net.encoder((D, *self.d_hidden, 1), d_activation, self.rng,
+                                              dtype)                    # its dx reaches G
         self.d_cache = self.g_cache = None
         self.last = {}
 
@@ -74,7 +82,7 @@ class GAN:
                 "hidden": list(self.hidden), "d_hidden": list(self.d_hidden),
                 "output": self.output, "activation": self.activation,
                 "d_activation": self.d_activation, "generator_loss": self.generator_loss,
-                "dtype": self.dtype.name}
+                "dtype": self.dtype.name, **self.net.config()}
 
     @property
     def params(self):
@@ -184,6 +192,7 @@ class GAN:
         return cache
 
     def __repr__(self):
+        conv = f", conv {self.net.channels}" if self.net.conv else ""
         return (f"GAN(x_dim={self.x_dim}, z_dim={self.z_dim}, hidden={self.hidden}, "
-                f"d_hidden={self.d_hidden}, output={self.output!r}, "
+                f"d_hidden={self.d_hidden}, output={self.output!r}{conv}, "
                 f"generator_loss={self.generator_loss!r}, {self.dtype.name})")

@@ -64,9 +64,10 @@ class ModelSettings:
 
     model: str = "vae"              # the model: vae, ae, dae (denoising), wae (Wasserstein
                                     # autoencoder), gan, linear-ae or pca
-    arch: str = "mlp"               # vae, ae, dae: mlp (dense layers), or conv: stride-2
-                                    # convolutions of 32 and 64 channels, then the --hidden
-                                    # dense layers (none unless given); the decoder mirrors it
+    arch: str = "mlp"               # vae, ae, dae, wae, gan: mlp (dense layers), or conv:
+                                    # stride-2 convolutions of 32 and 64 channels, then the
+                                    # --hidden dense layers (none unless given); the decoder
+                                    # mirrors it (gan: D is the encoder, G the decoder)
     data: str = "sprites"           # the data set (`minivae data list`); sprites is generated
     hidden: tuple = (400,)          # hidden layer sizes of the encoder (the decoder mirrors
                                     # them), e.g. --hidden 512 256; gan: of the generator
