@@ -141,7 +141,8 @@ def _add_view(sub):
     e.set_defaults(func=view.cmd_evaluate)
 
     s = sub.add_parser("sample", help="decode draws from the prior into an image grid",
-                       description="Decode n draws z ~ N(0, I) of a trained VAE into a PNG grid.")
+                       description="Decode n draws z ~ N(0, I) of a trained VAE or WAE "
+                       "(or a GAN's G(z)) into a PNG grid.")
     s.add_argument("run", metavar="RUN", help="a run folder made by `minivae train`")
     s.add_argument("--n", type=_number(int, 1, 10000), default=64, help="samples (default: 64)")
     s.add_argument("--seed", type=_number(int, 0), default=0, help="seed (default: 0)")
