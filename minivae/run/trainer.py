@@ -86,9 +86,9 @@ def train(run, *, epochs=None, lr=None, d_lr=None, datasets=None, verbose=True,
     ``run``: a run folder, or the Run that folder.create_run or open_run returned (used as it
     is, unless the checkpoint changed since). A run with a checkpoint resumes from it; one with
     only config.json starts. ``epochs``/``lr`` (and a GAN's ``d_lr``) replace the saved values
-    (to train longer, or slower after a divergence). ``datasets``: (train, test) minivae.data.Dataset to use
-    instead of loading the run's data set by name. ``threads``: BLAS threads, "auto" or N
-    (threads.py).
+    (to train longer, or slower after a divergence). ``datasets``: (train, test)
+    minivae.data.Dataset to use instead of loading the run's data set by name. ``threads``:
+    BLAS threads, "auto" or N (threads.py).
     """
     threads = check(threads)
     run_dir = Path(run.dir if isinstance(run, folder.Run) else run)
