@@ -4,6 +4,7 @@ sample-quality score, which must read 0 for real images and more for anything el
 
 import dataclasses
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -71,6 +72,25 @@ def test_resumed_wae_ends_bit_identical(tmp_path, toy, model):
     T.train(resumed, datasets=toy, verbose=False)
     T.train(resumed, datasets=toy, verbose=False, epochs=3)
     _same(straight, resumed)
+
+
+def test_ctrl_c_mid_epoch_then_resume_is_bit_identical(tmp_path, toy, monkeypatch):
+    straight = _run(tmp_path, "straight")
+    T.train(straight, datasets=toy, verbose=False)
+    stopped = _run(tmp_path, "stopped")
+    calls, original = [0], WAE.loss
+
+    def loss(self, x, z_prior=None):
+        calls[0] += 1
+        if calls[0] == 7 + 1 + 3:           # epoch 1 (7 batches, 1 test pass), then 3 batches
+            signal.raise_signal(signal.SIGINT)
+        return original(self, x, z_prior)
+    monkeypatch.setattr(WAE, "loss", loss)
+    with pytest.raises(T.TrainingInterrupted, match=r"saved a checkpoint \(epoch 2, after batch 3"):
+        T.train(stopped, datasets=toy, verbose=False)
+    monkeypatch.undo()
+    T.train(stopped, datasets=toy, verbose=False)
+    _same(straight, stopped)
 
 
 @pytest.fixture(scope="module")
