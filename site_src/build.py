@@ -1,13 +1,14 @@
 """Build the course as a static, offline website: build/site/ (open build/site/index.html, or
-serve it with `python -m http.server -d build/site`).
+serve it with `python -m http.server -d build/site`; the explorer loads its models over HTTP).
 
     python site_src/build.py                 fast mode (MINIVAE_FAST=1 lessons, tiny explorer
                                              models): a few minutes on 2 cores
     python site_src/build.py --full          every lesson and both explorer models at full size
 
-What it writes into build/site-src/ before `mkdocs build` turns it into build/site/:
+What it writes before `mkdocs build` turns it into build/site/:
 
-    index.md, explorer.md, assets/    site_src/pages/, as they are
+    index.md, explorer.md, assets/    site_src/pages/, as they are (into build/site-src/fast/
+                                      docs/, or full/docs/ at full size)
     lessons/NN_name.md                every lesson executed as a notebook (lessons/course.py),
                                       its figures and printed numbers; exercise solutions
                                       collapsed under the exercise
@@ -46,8 +47,8 @@ sys.path.insert(0, str(REPO))
 
 import course
 
-SRC = REPO / "build" / "site-src"            # mkdocs.yml, and docs/: the pages
-DOCS = SRC / "docs"
+SRC = REPO / "build" / "site-src"            # fast/ and full/: mkdocs.yml, and docs/: the pages
+DOCS = SRC / "fast" / "docs"                 # the pages being written (set by build)
 CACHE = REPO / "build" / "site-cache"
 RUNS = REPO / "build" / "site-runs"
 OUT = REPO / "build" / "site"
@@ -88,6 +89,11 @@ def title_of(nb, fallback):
             if m:
                 return m.group(1).strip()
     return fallback
+
+
+def tex_delimiters(text):
+    """$x$ as \\(x\\): the maths of a title in the navigation, which MathJax typesets there."""
+    return re.sub(r"\$([^$]+)\$", r"\\(\1\\)", text)
 
 
 # ---- running the lessons, with a cache ----
@@ -250,7 +256,7 @@ def write_lessons(fast, library, names=(), jobs=1):
         page.write_text(lesson_md(nb, path.stem, page.parent / f"{path.stem}_files"),
                         encoding="utf-8")
         rows.append((course.lesson_key(path), title, path.stem, seconds))
-        pages.append({title: f"lessons/{path.stem}.md"})
+        pages.append({tex_delimiters(title): f"lessons/{path.stem}.md"})
     mode = "fast mode (MINIVAE_FAST=1)" if fast else "full size"
     table = ["| | lesson | run time |", "|---|---|---|"]
     table += [f"| {key} | [{title}]({stem}.md) | {course.seconds(s)} |"
@@ -405,15 +411,17 @@ def copy_mathjax():
 
 def write_config(nav):
     config = {"INHERIT": str(HERE / "mkdocs.yml"), "docs_dir": str(DOCS), "nav": nav}
-    path = SRC / "mkdocs.yml"
+    path = DOCS.parent / "mkdocs.yml"
     path.write_text(json.dumps(config, indent=1), encoding="utf-8")     # JSON is YAML
     return path
 
 
 def build(fast=True, out=OUT, explorer=True, lessons=(), jobs=2):
     t0 = time.perf_counter()
-    if SRC.exists():
-        shutil.rmtree(SRC)
+    global DOCS
+    DOCS = SRC / ("fast" if fast else "full") / "docs"
+    if DOCS.parent.exists():
+        shutil.rmtree(DOCS.parent)
     shutil.copytree(HERE / "pages", DOCS)
     shutil.copytree(HERE / "explorer", DOCS / "explorer")             # decoder.js, explorer.js
     copy_mathjax()
