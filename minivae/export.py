@@ -4,7 +4,7 @@
     codes     mu(x) of n test examples (n, Z), their labels (and, for sprites, their factors)
 
 The file is JSON. Each array is stored as {"shape": [...], "float32": base64 of its
-little-endian float32 bytes}: the exact weights, in a third of the space of decimal text.
+little-endian float32 bytes}: the exact weights, in about half the space of decimal text.
 
 The page runs the decoder in JavaScript (site_src/explorer/decoder.js), one layer a line:
 

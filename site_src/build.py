@@ -328,11 +328,6 @@ def public_modules():
     return sorted(names)
 
 
-def doc_block(obj):
-    doc = inspect.getdoc(obj)
-    return fence(doc, "text") if doc else ""
-
-
 def signature(obj):
     try:
         return str(inspect.signature(obj))
@@ -340,23 +335,30 @@ def signature(obj):
         return "(...)"
 
 
+def entry(heading, call, obj):
+    """A heading, then the call signature and the docstring in one block, as written."""
+    doc = inspect.getdoc(obj) or ""
+    return f"{heading}\n\n" + fence(f"{call}\n\n{doc}".rstrip(), "text")
+
+
 def module_md(name):
     mod = importlib.import_module(name)
-    parts = [f"# `{name}`\n", doc_block(mod)]
+    parts = [f"# `{name}`\n", fence(inspect.getdoc(mod), "text") if mod.__doc__ else ""]
     members = [(k, v) for k, v in vars(mod).items() if not k.startswith("_")
                and (inspect.isclass(v) or inspect.isfunction(v))
                and getattr(v, "__module__", None) == name]
     for k, v in members:
-        if inspect.isclass(v):
-            parts.append(f"## class `{k}{signature(v)}`\n\n" + doc_block(v))
-            for mk, mv in vars(v).items():
-                if mk.startswith("_") or not (inspect.isfunction(mv) or isinstance(mv, property)):
-                    continue
-                what = "property" if isinstance(mv, property) else f"{mk}{signature(mv)}"
-                parts.append(f"### `{k}.{mk}`" + ("" if isinstance(mv, property) else
-                                                 f" `{what}`") + "\n\n" + doc_block(mv))
-        else:
-            parts.append(f"## `{k}{signature(v)}`\n\n" + doc_block(v))
+        if not inspect.isclass(v):
+            parts.append(entry(f"## `{k}`", f"{k}{signature(v)}", v))
+            continue
+        parts.append(entry(f"## class `{k}`", f"class {k}{signature(v)}", v))
+        for mk, mv in vars(v).items():
+            if mk.startswith("_"):
+                continue
+            if isinstance(mv, property):
+                parts.append(entry(f"### `{k}.{mk}`", f"{k}.{mk}   (property)", mv))
+            elif inspect.isfunction(mv):
+                parts.append(entry(f"### `{k}.{mk}`", f"{k}.{mk}{signature(mv)}", mv))
     return "\n".join(parts)
 
 
