@@ -121,16 +121,19 @@ def cache_paths(path, fast):
     return CACHE / f"{path.stem}.{mode}.ipynb", CACHE / f"{path.stem}.{mode}.json"
 
 
-def from_cache(path, fast, library):
+def from_cache(path, fast, library, keep=False):
     """The lesson at ``path`` with the outputs of its cached run, and that run's seconds; or
-    None when its code, the mode or minivae changed since. Markdown is always the file's."""
+    None when its code, the mode or minivae changed since (``keep``: when its code or the
+    mode changed, whatever minivae's source). Markdown is always the file's."""
     import nbformat
     nb = course.read_lesson(path)
     cached_nb, cached_meta = cache_paths(path, fast)
     if not (cached_nb.exists() and cached_meta.exists()):
         return None
     meta = json.loads(cached_meta.read_text())
-    if meta.get("key") != code_key(nb, fast, library):
+    if keep and meta.get("code") != code_key(nb, fast, ""):
+        return None
+    if not keep and meta.get("key") != code_key(nb, fast, library):
         return None
     old = nbformat.read(cached_nb, as_version=4)
     codes = iter(c for c in old.cells if c.cell_type == "code")
@@ -154,19 +157,20 @@ def run_lesson(path, fast, library):
     cached_nb, cached_meta = cache_paths(path, fast)
     CACHE.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, cached_nb)
-    cached_meta.write_text(json.dumps({"key": code_key(nb, fast, library), "seconds": seconds,
+    cached_meta.write_text(json.dumps({"key": code_key(nb, fast, library),
+                                       "code": code_key(nb, fast, ""), "seconds": seconds,
                                        "mode": "fast" if fast else "full",
                                        "date": time.strftime("%Y-%m-%d")}))
     say(f"{path.stem}: ran in {seconds:.0f} s")
     return nb, seconds
 
 
-def executed(paths, fast, library, jobs):
+def executed(paths, fast, library, jobs, keep=False):
     """{path: (notebook with outputs, seconds)}: from the cache, or run ``jobs`` at a time."""
     from concurrent.futures import ProcessPoolExecutor
     done, todo = {}, []
     for path in paths:
-        hit = from_cache(path, fast, library)
+        hit = from_cache(path, fast, library, keep)
         if hit is None:
             todo.append(path)
         else:
@@ -244,10 +248,10 @@ def lesson_md(nb, stem, images):
     return "\n".join(blocks)
 
 
-def write_lessons(fast, library, names=(), jobs=1):
+def write_lessons(fast, library, names=(), jobs=1, keep=False):
     rows, pages = [], []
     paths = course.select(names, lesson_files()) if names else lesson_files()
-    runs = executed(paths, fast, library, jobs)
+    runs = executed(paths, fast, library, jobs, keep)
     for path in paths:
         nb, seconds = runs[path]
         title = title_of(nb, path.stem)
@@ -418,7 +422,7 @@ def write_config(nav):
     return path
 
 
-def build(fast=True, out=OUT, explorer=True, lessons=(), jobs=2):
+def build(fast=True, out=OUT, explorer=True, lessons=(), jobs=2, keep_outputs=False):
     t0 = time.perf_counter()
     global DOCS
     DOCS = SRC / ("fast" if fast else "full") / "docs"
@@ -429,7 +433,7 @@ def build(fast=True, out=OUT, explorer=True, lessons=(), jobs=2):
     copy_mathjax()
     library = source_hash()
     nav = [{"Home": "index.md"}]
-    nav.append({"Lessons": write_lessons(fast, library, lessons, jobs)})
+    nav.append({"Lessons": write_lessons(fast, library, lessons, jobs, keep_outputs)})
     nav += write_course_pages()
     if explorer:
         write_explorer_models(fast)
@@ -456,9 +460,12 @@ def main(argv=None):
                     help="only these lessons (numbers or letters, e.g. 04 A; default: all)")
     ap.add_argument("--jobs", type=int, default=2,
                     help="lessons run at a time, each in its own kernel (default: 2)")
+    ap.add_argument("--keep-outputs", action="store_true",
+                    help="reuse a lesson's cached outputs while its code is unchanged, even "
+                         "if minivae's source changed since they were made")
     args = ap.parse_args(argv)
     build(fast=not args.full, out=args.out, explorer=not args.no_explorer, lessons=args.lessons,
-          jobs=args.jobs)
+          jobs=args.jobs, keep_outputs=args.keep_outputs)
     return 0
 
 
