@@ -163,3 +163,23 @@ def test_the_pages_javascript_decoder_equals_numpys(run_dir, tmp_path):
     assert got.shape == want.shape == (3, 1024)
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
     np.testing.assert_allclose(got, export.decode(export.read_export(path), z), atol=1e-12)
+
+
+def test_the_explorer_page_gives_the_commands_the_site_build_runs():
+    """The full-size models of the explorer are those its page tells users to train."""
+    import importlib.util
+    import re
+    import sys
+    spec = importlib.util.spec_from_file_location("minivae_site_build",
+                                                  REPO / "site_src" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = build
+    spec.loader.exec_module(build)
+    page = (REPO / "site_src" / "pages" / "explorer.md").read_text(encoding="utf-8")
+    given = {m.group(2): m.group(1).split()
+             for m in re.finditer(r"^minivae train (.+?) --out runs/(\S+)$", page, re.MULTILINE)}
+    assert set(given) == set(build.EXPLORERS)
+    assert build.COMMON[:2] == ["--seed", "0"]          # the rest: no evaluation, no figures
+    for name, spec in build.EXPLORERS.items():
+        assert given[name] == spec["full"] + build.COMMON[:2], name
+        assert f"minivae export runs/{name} --out {name}.json" in page
