@@ -38,6 +38,7 @@ import shutil
 import subprocess
 import sys
 import time
+import unicodedata
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -91,9 +92,17 @@ def title_of(nb, fallback):
     return fallback
 
 
-def tex_delimiters(text):
-    """$x$ as \\(x\\): the maths of a title in the navigation, which MathJax typesets there."""
-    return re.sub(r"\$([^$]+)\$", r"\\(\1\\)", text)
+def nav_title(text):
+    """A title for the navigation: $\\beta$ as β (Greek letters as Unicode, so that a page
+    without maths needs no MathJax); other maths as \\(...\\), which MathJax typesets there."""
+    def plain(m):
+        tex = m.group(1)
+        try:
+            return re.sub(r"\\([A-Za-z]+)",
+                          lambda g: unicodedata.lookup(f"GREEK SMALL LETTER {g.group(1)}"), tex)
+        except KeyError:
+            return f"\\({tex}\\)"
+    return re.sub(r"\$([^$]+)\$", plain, text)
 
 
 # ---- running the lessons, with a cache ----
@@ -257,10 +266,10 @@ def write_lessons(fast, library, names=(), jobs=1, keep=False):
         title = title_of(nb, path.stem)
         page = DOCS / "lessons" / f"{path.stem}.md"
         page.parent.mkdir(parents=True, exist_ok=True)
-        page.write_text(lesson_md(nb, path.stem, page.parent / f"{path.stem}_files"),
-                        encoding="utf-8")
+        page.write_text(relink(lesson_md(nb, path.stem, page.parent / f"{path.stem}_files"),
+                               "lessons/"), encoding="utf-8")
         rows.append((course.lesson_key(path), title, path.stem, seconds))
-        pages.append({tex_delimiters(title): f"lessons/{path.stem}.md"})
+        pages.append({nav_title(title): f"lessons/{path.stem}.md"})
     mode = "fast mode (MINIVAE_FAST=1)" if fast else "full size"
     table = ["| | lesson | run time |", "|---|---|---|"]
     table += [f"| {key} | [{title}]({stem}.md) | {course.seconds(s)} |"
@@ -277,14 +286,27 @@ def write_lessons(fast, library, names=(), jobs=1, keep=False):
 
 # ---- notation, references ----
 
-def write_course_pages():
-    stems = {p.name: f"lessons/{p.stem}.md" for p in lesson_files()}
+COURSE_PAGES = {"NOTATION.md": "notation.md", "REFERENCES.md": "references.md"}
 
-    def relink(text):                        # links to lesson files -> their pages
-        return re.sub(r"\]\((?:\./)?(\w+\.py)\)",
-                      lambda m: f"]({stems[m.group(1)]})" if m.group(1) in stems else m.group(0),
-                      text)
-    for name, page in (("NOTATION.md", "notation.md"), ("REFERENCES.md", "references.md")):
+
+def relink(text, where=""):
+    """Links between lessons/ files as links between their pages, from a page in ``where``
+    ("" or "lessons/"): NN_name.py -> lessons/NN_name.md, NOTATION.md -> notation.md."""
+    targets = {p.name: f"lessons/{p.stem}.md" for p in lesson_files()} | COURSE_PAGES
+    up = "../" * where.count("/")
+
+    def page(m):
+        target, anchor = targets.get(m.group(1)), m.group(2) or ""
+        if target is None:
+            return m.group(0)
+        if where and target.startswith(where):
+            return f"]({target[len(where):]}{anchor})"
+        return f"]({up}{target}{anchor})"
+    return re.sub(r"\]\((?:\./)?([\w.]+\.(?:py|md))(#[\w-]*)?\)", page, text)
+
+
+def write_course_pages():
+    for name, page in COURSE_PAGES.items():
         src = REPO / "lessons" / name
         if src.exists():
             (DOCS / page).write_text(relink(src.read_text(encoding="utf-8")), encoding="utf-8")
@@ -305,7 +327,8 @@ def commands(parser, prefix=()):
 
 def write_cli_pages():
     from minivae.cli.parser import build_parser
-    os.environ["COLUMNS"] = "100"
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"                        # argparse's width for the help
     parser = build_parser()
     (DOCS / "cli").mkdir(parents=True, exist_ok=True)
     nav, lines = [], ["# The command line\n", ("Every command of `minivae`, as its `--help` "
@@ -318,6 +341,10 @@ def write_cli_pages():
         lines.append(f"- [`{cmd}`]({name}.md): {sub.description or ''}".rstrip())
         nav.append({cmd: f"cli/{name}.md"})
     (DOCS / "cli" / "index.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if columns is None:
+        del os.environ["COLUMNS"]
+    else:
+        os.environ["COLUMNS"] = columns
     return [{"Commands": "cli/index.md"}, *nav]
 
 

@@ -3,7 +3,7 @@ driven by playwright, which never downloads a browser of its own here) loads eve
 site that `python site_src/build.py` builds, from a local HTTP server.
 
 On every page: no console error, no failed request, every image loaded, the maths typeset (no
-raw TeX left in the text), the page's heading. On lesson pages: the lesson's own headings, and
+raw TeX left in the text), the page's heading, no link to a page the site lacks. On lesson pages: the lesson's own headings, and
 its solutions folded. On the explorer: a slider and a click change the decoded image, and the
 JavaScript decoder gives minivae's NumPy decoder's output on fixed z, to 1e-5.
 
@@ -54,6 +54,8 @@ VISIBLE_TEXT = """() => {
 
 BROKEN_IMAGES = """() => Array.from(document.images)
   .filter((img) => !(img.complete && img.naturalWidth > 0)).map((img) => img.src)"""
+
+LINKS = """() => Array.from(document.querySelectorAll("a[href]")).map((a) => a.href)"""
 
 UNTYPESET = """() => Array.from(document.querySelectorAll(".arithmatex"))
   .filter((el) => !el.querySelector(".MathJax, .MathJax_Display")).map((el) => el.textContent)"""
@@ -148,16 +150,25 @@ def lesson_sources():
     return [(p, course.read_lesson(p)) for p in course.lesson_files()]
 
 
-def test_every_page_loads_cleanly_with_its_maths_typeset(site, server, browser):
-    found = pages(site)
-    for needed in ("index.html", "explorer.html", "lessons/index.html", "notation.html",
-                   "references.html", "cli/index.html", "cli/train.html", "cli/export.html",
-                   "api/index.html", "api/minivae.models.vae.html"):
-        assert needed in found, f"the site has no {needed}"
-    for path, _ in lesson_sources():
-        assert f"lessons/{path.stem}.html" in found, f"no page for lesson {path.name}"
-    report = {}
-    for page in found:
+# What a page shows, read once it is typeset: headings, folded blocks, images, table rows.
+SHOWN = """() => {
+  const a = document.querySelector("article") || document.body;
+  const text = (el) => el.innerText.replace("\u00b6", "").trim();
+  return {
+    headings: Array.from(a.querySelectorAll("h1, h2")).map(text),
+    details: Array.from(a.querySelectorAll("details")).map((d) =>
+      ({ open: d.open, summary: text(d.querySelector("summary")) })),
+    images: a.querySelectorAll("img").length,
+    rows: Array.from(a.querySelectorAll("table tbody tr")).map(text),
+  };
+}"""
+
+
+@pytest.fixture(scope="module")
+def seen(site, server, browser):
+    """Every page of the site, visited once: {page: {"problems": [...], and SHOWN's}}."""
+    out = {}
+    for page in pages(site):
         v = Visit(browser, server + page)
         try:
             problems = list(v.problems)
@@ -167,47 +178,49 @@ def test_every_page_loads_cleanly_with_its_maths_typeset(site, server, browser):
             problems += [f"raw TeX in the text: {sorted(set(raw))}"] if raw else []
             if not v.page.locator("h1").count():
                 problems.append("no <h1> heading")
-            if problems:
-                report[page] = problems
+            for href in v.page.evaluate(LINKS):
+                target = href.split("#")[0].split("?")[0]
+                if target.startswith(server):
+                    local = site / target[len(server):]
+                    if not (local.is_file() or (local / "index.html").is_file()):
+                        problems.append(f"link to a missing page: {href}")
+            out[page] = {"problems": problems, **v.page.evaluate(SHOWN)}
         finally:
             v.close()
+    return out
+
+
+def test_every_page_loads_cleanly_with_its_maths_typeset(seen):
+    for needed in ("index.html", "explorer.html", "lessons/index.html", "notation.html",
+                   "references.html", "cli/index.html", "cli/train.html", "cli/export.html",
+                   "api/index.html", "api/minivae.models.vae.html"):
+        assert needed in seen, f"the site has no {needed}"
+    for path, _ in lesson_sources():
+        assert f"lessons/{path.stem}.html" in seen, f"no page for lesson {path.name}"
+    report = {page: got["problems"] for page, got in seen.items() if got["problems"]}
     assert not report, json.dumps(report, indent=1)
 
 
-def test_each_lesson_page_has_its_headings_figures_and_folded_solutions(site, server, browser):
-    import nbformat  # noqa: F401  (read_lesson's notebooks)
-    for path, nb in lesson_sources():
+def test_each_lesson_page_has_its_headings_figures_and_folded_solutions(seen):
+    lessons = lesson_sources()
+    for path, nb in lessons:
         md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
         headings = re.findall(r"^(#{1,2})\s+(.+)$", md, flags=re.MULTILINE)
         solutions = sum(1 for i, c in enumerate(nb.cells)
                         if "solution" in c.metadata.get("tags", [])
                         and (i == 0 or "solution" not in nb.cells[i - 1].metadata.get("tags", [])))
         figures = sum(c.source.count("plt.show()") for c in nb.cells if c.cell_type == "code")
-        v = Visit(browser, f"{server}lessons/{path.stem}.html")
-        try:
-            content = v.page.locator("article")
-            shown = [t.strip().rstrip("¶").strip()
-                     for t in content.locator("h1, h2").all_inner_texts()]
-            assert len(shown) == len(headings), (path.name, shown, headings)
-            h1 = content.locator("h1").first.inner_text().rstrip("¶").strip()
-            before_maths = headings[0][1].split("$")[0].strip()
-            assert h1.startswith(before_maths), (path.name, h1, headings[0])
-            folded = content.locator("details")
-            assert folded.count() == solutions >= 2, (path.name, folded.count(), solutions)
-            for i in range(folded.count()):
-                assert folded.nth(i).get_attribute("open") is None, "a solution is not folded"
-                assert folded.nth(i).locator("summary").inner_text().strip() == "Solution"
-            images = content.locator("img").count()
-            assert images >= min(figures, 1), (path.name, images, figures)
-        finally:
-            v.close()
-    index = Visit(browser, f"{server}lessons/index.html")
-    try:
-        rows = index.page.locator("article table tbody tr").all_inner_texts()
-        assert len(rows) == len(lesson_sources())
-        assert all(re.search(r"\d+ s|\d+\.\d min", row) for row in rows), rows
-    finally:
-        index.close()
+        got = seen[f"lessons/{path.stem}.html"]
+        assert len(got["headings"]) == len(headings), (path.name, got["headings"], headings)
+        before_maths = headings[0][1].split("$")[0].strip()
+        assert got["headings"][0].startswith(before_maths), (path.name, got["headings"][0])
+        assert len(got["details"]) == solutions >= 2, (path.name, got["details"], solutions)
+        assert all(not d["open"] and d["summary"] == "Solution" for d in got["details"]), \
+            (path.name, "a solution is not folded", got["details"])
+        assert got["images"] >= min(figures, 1), (path.name, got["images"], figures)
+    rows = seen["lessons/index.html"]["rows"]
+    assert len(rows) == len(lessons)
+    assert all(re.search(r"\d+ s|\d+\.\d min", row) for row in rows), rows
 
 
 def _pixels(page, selector):

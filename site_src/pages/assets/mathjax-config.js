@@ -2,7 +2,8 @@
 // own HTML export uses): its combined TeX configuration, HTML-CSS output with the STIX-Web
 // fonts it ships, so nothing is fetched from elsewhere. Typesets \( \) and \[ \] outside code
 // (what pymdownx.arithmatex writes); sets <body data-mathjax="done"> when it has finished.
-// A page without maths does not load MathJax at all.
+// A page without maths (none marked, no \( in its text: the navigation's titles) does not
+// load MathJax at all.
 window.MathJax = {
   config: ["TeX-AMS-MML_HTMLorMML-full.js"],
   TeX: { extensions: ["AMSmath.js", "AMSsymbols.js", "noErrors.js", "noUndefined.js"] },
@@ -36,7 +37,7 @@ window.MathJax = {
 (function () {
   const src = document.currentScript.src.replace(/mathjax-config\.js.*$/, "mathjax/MathJax.js");
   document.addEventListener("DOMContentLoaded", function () {
-    if (document.querySelector(".arithmatex")) {
+    if (document.querySelector(".arithmatex") || document.body.textContent.includes("\\(")) {
       const script = document.createElement("script");
       script.src = src;
       document.head.appendChild(script);
