@@ -15,11 +15,12 @@ from minivae.run.atomic import write_json
 from minivae.run.config import MachineSettings, ModelSettings, TrainConfig, defaults
 from minivae.run.stopping import Interrupted, interruption, signal_number
 from minivae.run.threads import Threads
-from minivae.run.trainer import train
+from minivae.run.trainer import run_datasets, train
 
 AE_OUTPUT = {"bernoulli": "bernoulli", "gaussian": "mse"}     # --likelihood -> Autoencoder output
 # the settings each model takes (beyond model, data and seed)
-MODEL_FLAGS = {"vae": {"arch", "hidden", "latent", "likelihood", "beta", "warmup"},
+MODEL_FLAGS = {"vae": {"arch", "hidden", "latent", "likelihood", "beta", "warmup", "objective",
+                       "k", "activation", "init"},
                "ae": {"arch", "hidden", "latent", "likelihood"},
                "dae": {"arch", "hidden", "latent", "likelihood", "noise", "noise_level"},
                "wae": {"arch", "hidden", "latent", "likelihood", "lam", "kernel"},
@@ -30,7 +31,7 @@ TRAIN_SETTINGS = [f.name for f in fields(TrainConfig)]
 # the training settings of every model trained by gradient steps (all but pca); a GAN's
 # data are not binarized (fit_gan trains on x as it is)
 GRADIENT_FLAGS = {"vae": set(TRAIN_SETTINGS) - {"seed", "warmup", "d_lr"}}
-GRADIENT_FLAGS["gan"] = GRADIENT_FLAGS["vae"] - {"binarize"}
+GRADIENT_FLAGS["gan"] = GRADIENT_FLAGS["vae"] - {"binarize", "schedule", "validation", "patience"}
 RUNS = "runs"                       # where `minivae train` puts a run when --out is not given
 
 
@@ -64,6 +65,21 @@ def _new_run_settings(args):
             raise MinivaeError(f"{_flag(k)} does not apply to --model {model}")
     if "momentum" in given and v["optimizer"] != "sgd":
         raise MinivaeError("--momentum applies to --optimizer sgd")
+    for k in ("adam_beta2", "adam_eps"):
+        if k in given and v["optimizer"] != "adam":
+            raise MinivaeError(f"{_flag(k)} applies to --optimizer adam")
+    if "patience" in given and v["validation"] != "on":
+        raise MinivaeError("--patience applies to --validation on (it counts epochs without a "
+                           "better validation loss)")
+    if v.get("objective") == "iwae" and "beta" in given:
+        raise MinivaeError("--beta does not apply to --objective iwae (its bound has no beta)")
+    if v.get("objective") == "iwae" and "warmup" in given:
+        raise MinivaeError("--warmup does not apply to --objective iwae (its bound has no KL "
+                           "term to warm up)")
+    if "k" in given and v.get("objective") != "iwae":
+        raise MinivaeError("--k applies to --objective iwae")
+    if v.get("init") == "glorot" and v["arch"] != "mlp":
+        raise MinivaeError("--init glorot is for dense layers (--arch mlp)")
     image_shape = data.get_info(v["data"]).image_shape
     x_dim = int(np.prod(image_shape))
     cfg = TrainConfig(**{k: v[k] for k in TRAIN_SETTINGS})
@@ -80,8 +96,10 @@ def _model_config(v, x_dim):
     """The model config (minivae.models.build's) that the settings ``v`` describe."""
     model, hidden, z = v["model"], list(v["hidden"]), v["latent"]
     if model == "vae":
-        return {"model": model, "x_dim": x_dim, "hidden": hidden, "z_dim": z,
-                "likelihood": v["likelihood"], "beta": v["beta"]}
+        vae = {"model": model, "x_dim": x_dim, "hidden": hidden, "z_dim": z,
+               "likelihood": v["likelihood"], "beta": v["beta"],
+               "activation": v["activation"], "init": v["init"]}
+        return {**vae, "model": "iwae", "k": v["k"]} if v["objective"] == "iwae" else vae
     if model == "gan":
         d_hidden = hidden if v["d_hidden"] is None else list(v["d_hidden"])
         return {"model": model, "x_dim": x_dim, "z_dim": z, "hidden": hidden,
@@ -105,8 +123,14 @@ def _saved_settings(run):
     """The settings a run was made with, by name (None: not one its model takes)."""
     m = run.model
     lik = m.get("likelihood") or {v: k for k, v in AE_OUTPUT.items()}.get(m.get("output"))
-    arch = m.get("arch", "mlp") if m["model"] in ("vae", "ae", "dae", "wae", "gan") else None
-    saved = {"model": m["model"], "data": run.data, "arch": arch, "hidden": m.get("hidden"),
+    arch = m.get("arch", "mlp") if m["model"] in ("vae", "iwae", "ae", "dae", "wae", "gan") \
+        else None
+    variational = m["model"] in ("vae", "iwae")
+    saved = {"model": "vae" if variational else m["model"], "data": run.data, "arch": arch,
+             "hidden": m.get("hidden"),
+             "objective": ("iwae" if m["model"] == "iwae" else "elbo") if variational else None,
+             "k": m.get("k"), "activation": m.get("activation", "relu") if variational else None,
+             "init": m.get("init", "uniform") if variational else None,
             "latent": m.get("z_dim", m.get("n_components")), "likelihood": lik,
             "beta": m.get("beta"), "noise": m.get("noise"), "noise_level": m.get("noise_level"),
             "d_hidden": m.get("d_hidden"), "generator_loss": m.get("generator_loss"),
@@ -143,7 +167,7 @@ def cmd_train(args):
     else:
         model_config, name, cfg = _new_run_settings(args)
         folder.check_new_run_dir(args.out)                              # refuse early
-        datasets = folder.load_datasets(name)                           # before any folder
+        datasets = run_datasets(name, cfg)                               # before any folder
         run = folder.create_run(args.out, model_config, name, cfg, root=RUNS)
         before = 0
         _say(f"run folder: {run.dir}")

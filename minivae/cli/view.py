@@ -18,7 +18,8 @@ IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
 def _load(run_dir, split="test"):
-    model, meta = rf.load_model(run_dir)
+    """The run's model (best.npz's, if it keeps one: validation on), its metadata, the split."""
+    model, meta = rf.load_model(run_dir, best=True)
     return model, meta, rf.load_datasets(meta["run"]["data"], (split,))[0]
 
 
@@ -39,8 +40,10 @@ def evaluate_run(run_dir, iwae_k, split, seed, verbose=True):
             out = evaluate_generative(model, x, train, rng, progress=bar.update, y=ds.y)
         else:
             out = evaluate(model, x, iwae_k=k, rng=rng, progress=bar.update)
+    best = (Path(run_dir) / rf.BEST).is_file()
     return {"run": str(run_dir), "model": meta["run"]["model"]["model"],
-            "data": meta["run"]["data"], "split": split, "epochs": meta["progress"]["epoch"],
+            "data": meta["run"]["data"], "split": split,
+            "checkpoint": rf.BEST if best else rf.CHECKPOINT, "epochs": meta["progress"]["epoch"],
             "batches": meta["progress"]["batch"], **out}
 
 
@@ -53,8 +56,9 @@ def trained(m):
 
 def table(m):
     """The evaluation as aligned lines; per-dimension numbers as a small table."""
+    best = " (best.npz: the best validation loss)" if m.get("checkpoint") == rf.BEST else ""
     lines = [(f"{m['model']} on {m['data']} ({m['split']}, {m['n']} examples), after "
-              f"{trained(m)}; nats per example")]
+              f"{trained(m)}{best}; nats per example")]
     rows = [("negative ELBO", "nelbo"), (f"IWAE NLL (k={m.get('iwae_k')})", "nll"),
             (f"loss = recon + {m.get('lam', 0):g} MMD^2", "loss"),
             ("reconstruction -log p(x|z)" if "kl" in m else "reconstruction loss", "recon"),
@@ -63,6 +67,8 @@ def table(m):
             ("D's loss -V(D, G)", "d_loss"), ("G's loss", "g_loss"),
             ("D(real), mean", "d_real"), ("D(fake), mean", "d_fake")]
     lines += [f"  {label:<28}{m[k]:>12.4g}" if k == "mmd" else f"  {label:<28}{m[k]:>12.3f}"
+              + (f" +- {m['nll_se']:.3f} (standard error over the examples)"
+                 if k == "nll" and "nll_se" in m else "")
               for label, k in rows if k in m]
     for label, k in (("sample quality, MMD^2", "sample_mmd"),
                      ("  real images (the floor)", "sample_mmd_real")):

@@ -60,16 +60,16 @@ class TestLoss:
     test_recon, ...): one z sampled per example from a Generator fixed for that epoch (seed),
     with kl_weight 1. A GAN's is its discriminator's loss on the test images and as many
     fakes (test_loss, test_d_real, test_d_fake): a D that learns the training set by heart
-    scores worse on it."""
+    scores worse on it. ``prefix`` "valid_": the same on the validation set (valid_loss, ...)."""
 
     __test__ = False                   # not a pytest test class
 
-    def __init__(self, model, x_test, seed):
-        self.model, self.x_test, self.seed = model, x_test, seed
+    def __init__(self, model, x_test, seed, prefix="test_"):
+        self.model, self.x_test, self.seed, self.prefix = model, x_test, seed, prefix
 
     def epoch_end(self, p):
         with evaluation_mode(self.model, self.seed, p.epoch):
-            p.history[-1].update(mean_terms(self.model, self.x_test, "test_"))
+            p.history[-1].update(mean_terms(self.model, self.x_test, self.prefix))
 
 
 def mean_terms(model, x, prefix):

@@ -22,6 +22,8 @@ import numpy as np
 from minivae.errors import InputError
 from minivae.losses import GENERATOR_LOSSES
 from minivae.mmd import KERNELS
+from minivae.models.base import INITS
+from minivae.schedules import SCHEDULES
 
 
 @dataclass
@@ -40,6 +42,18 @@ class TrainConfig:
                                 # (grey-level MNIST)
     d_lr: float = None          # gan: the discriminator's learning rate (--lr is the
                                 # generator's); may change with --resume
+    schedule: str = "constant"  # the learning rate over the epochs: constant; step (x 0.1
+                                # after each third of --epochs); cosine (down to 0 at the
+                                # last epoch); burda2015 (x 10^(-i/7) for 3^i epochs,
+                                # i = 0..7, 3280 epochs: the IWAE paper's)
+    adam_beta2: float = 0.999   # Adam's beta2, the decay of its second moment
+    adam_eps: float = 1e-8      # Adam's epsilon (the IWAE paper: 1e-4)
+    validation: str = "off"     # on: hold out a validation split of the training data
+                                # (binarized-mnist: its own; mnist: the last 10,000), train on
+                                # the rest, log valid_loss each epoch and keep best.npz, the
+                                # checkpoint of the best valid_loss, which evaluation then uses
+    patience: int = 0           # with --validation on: stop after this many epochs without a
+                                # better valid_loss (0: never stop early)
 
     def check(self):
         """Raise InputError naming the first setting out of range; returns self."""
@@ -84,6 +98,13 @@ class ModelSettings:
                                     # (scale C = 2 x latent)
     generator_loss: str = "non-saturating"   # gan: the generator's objective, -log D(G(z)),
                                              # or minimax: log(1 - D(G(z)))
+    objective: str = "elbo"         # vae: elbo, or iwae: the k-sample importance-weighted bound
+                                    # (Burda et al. 2015; --k 1 is the elbo with a sampled KL)
+    k: int = 5                      # vae with --objective iwae: importance samples per example
+    activation: str = "relu"        # vae: the hidden layers' activation, relu or tanh (the IWAE
+                                    # paper's)
+    init: str = "uniform"           # vae: the weights' initialisation: uniform (+-1/sqrt(fan
+                                    # in)), or glorot (the IWAE paper's; dense layers only)
 
 
 @dataclass
@@ -223,6 +244,10 @@ RULES = {
     "d_lr": OrNone(Number(float, 0, lo_open=True)), "d_hidden": COUNT,
     "lam": Number(float, 0), "kernel": Choice(KERNELS),
     "generator_loss": Choice(tuple(GENERATOR_LOSSES)[::-1]),     # non-saturating first
+    "schedule": Choice(SCHEDULES), "adam_beta2": Number(float, 0, 1, hi_open=True),
+    "adam_eps": Number(float, 0, lo_open=True), "validation": Choice(("off", "on")),
+    "patience": INDEX, "objective": Choice(("elbo", "iwae")), "k": Number(int, 1, 1000),
+    "activation": Choice(("relu", "tanh")), "init": Choice(INITS),
 }   # model and data: one of minivae.models.MODELS, minivae.data.DATASETS
 
 

@@ -48,6 +48,7 @@ from minivae.run.checkpoint import (
 from minivae.run.config import TrainConfig
 
 CONFIG, CHECKPOINT, METRICS = "config.json", "checkpoint.npz", "metrics.jsonl"
+BEST = "best.npz"           # with validation on: the checkpoint of the best validation loss
 EVALUATION = "evaluation.json"
 RUN_FORMAT = "minivae-run"                  # the "format" of config.json (same VERSION)
 CONFIG_BYTES = 1 << 20                      # config.json is a few hundred bytes
@@ -237,7 +238,7 @@ def fresh_run_dir(root, model, data_name):
 
 def _leftovers(run_dir):
     """The temporary files atomic_write makes for a run folder's own files (.NAME.*.tmp)."""
-    names = (CONFIG, CHECKPOINT, METRICS, EVALUATION)
+    names = (CONFIG, CHECKPOINT, METRICS, EVALUATION, BEST)
     return [p for p in Path(run_dir).glob(".*.tmp")
             if p.is_file() and any(p.name.startswith(f".{n}.") for n in names)]
 
@@ -316,12 +317,13 @@ def locked(run_dir):
 
 # ---- what a run holds ----
 
-def load_model(run_dir):
-    """The model saved in a run folder, and the checkpoint's metadata.   -> (model, meta)."""
+def load_model(run_dir, best=False):
+    """The model saved in a run folder, and the checkpoint's metadata.   -> (model, meta).
+    ``best``: the one in best.npz, if the run keeps one (validation on)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"no run folder at {run_dir}")
-    path = run_dir / CHECKPOINT
+    path = run_dir / (BEST if best and (run_dir / BEST).is_file() else CHECKPOINT)
     if not path.exists():
         raise CheckpointError(f"{run_dir} has no {CHECKPOINT} yet (training stopped before the "
                               f"end of its first epoch?); continue it with `minivae train "

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from minivae import data
 from minivae.errors import InputError, MinivaeError, NonFiniteError
 from minivae.kernels.checks import all_finite
 from minivae.models import build
@@ -51,6 +52,7 @@ from minivae.run.callbacks import ProgressBar, StopOnSignal, TestLoss, mean_term
 from minivae.run.optimizers import OptimizerPair, make_optimizer
 from minivae.run.stopping import StopSignals, TrainingInterrupted, interruption
 from minivae.run.threads import Threads, check, largest_product
+from minivae.schedules import LearningRate, schedule
 from minivae.train import KLWarmup, Progress, fit, fit_gan
 
 __all__ = ["TrainingDiverged", "TrainingInterrupted", "train"]
@@ -72,6 +74,7 @@ class Session:
     data_rng: np.random.Generator
     x: np.ndarray              # (N, D) the training set
     x_test: np.ndarray         # (M, D) the test set, as the run sees it
+    x_valid: np.ndarray        # (V, D) the validation set (None: validation off)
     progress: Progress         # where fit stands: epoch, batch, partial sums, history
     seconds: float = 0.0       # time already spent on the epoch in progress (a resumed one)
     saved_at: str = None       # where the last checkpoint stands, for messages
@@ -98,7 +101,7 @@ def train(run, *, epochs=None, lr=None, d_lr=None, datasets=None, verbose=True,
         if not isinstance(run, folder.Run) or run.changed_on_disk():
             run = folder.open_run(run_dir)
         run = folder.retune(run, epochs, lr, d_lr)
-        s = _session(run, folder.load_datasets(run.data) if datasets is None else datasets)
+        s = _session(run, run_datasets(run.data, run.train) if datasets is None else datasets)
         folder.write_metrics(run_dir, s.progress.history)  # repair a file a crash left behind
         s.threads = Threads(threads, work=largest_product(s.model, run.train.batch_size)
                             if s.optimizer else None,
@@ -110,9 +113,20 @@ def train(run, *, epochs=None, lr=None, d_lr=None, datasets=None, verbose=True,
             return _fit(s, signals, say, verbose)
 
 
+def run_datasets(name, cfg):
+    """(train, test) Datasets of data set ``name``; with validation on, (train, valid, test):
+    the training split less the validation split (minivae.data.train_valid)."""
+    if cfg.validation == "on":
+        return (*data.train_valid(name), *folder.load_datasets(name, ("test",)))
+    return folder.load_datasets(name)
+
+
 def _session(run, datasets):
     """The model, optimizer, Generators and data of ``run``: new, or as its checkpoint left them."""
-    train_ds, test_ds = datasets
+    want = "(train, valid, test)" if run.train.validation == "on" else "(train, test)"
+    if len(datasets) != want.count(",") + 1:
+        raise InputError(f"expected {want} datasets for this run, got {len(datasets)}")
+    train_ds, *valid_ds, test_ds = datasets
     if train_ds.name != run.data:
         raise InputError(f"the run was made for data {run.data!r}, got {train_ds.name!r}")
     cfg, path = run.train, run.dir / folder.CHECKPOINT
@@ -128,7 +142,8 @@ def _session(run, datasets):
     if cfg.warmup and not hasattr(model, "kl_weight"):
         raise InputError(f"warmup applies to models with a KL term (vae), not {run.model['model']}")
     x, x_test = _arrays(model, train_ds, test_ds, run)
-    s = Session(run, model, make_optimizer(model, cfg), data_rng, x, x_test,
+    x_valid = _arrays(model, train_ds, valid_ds[0], run)[1] if valid_ds else None
+    s = Session(run, model, make_optimizer(model, cfg), data_rng, x, x_test, x_valid,
                 Progress(cfg.epochs, -(-len(x) // cfg.batch_size)))
     if run.saved is not None:
         _restore(s, path)
@@ -176,8 +191,15 @@ def _fit(s, signals, say, verbose):
     """fit with the callbacks; TrainingInterrupted if a signal stopped it before the end."""
     cfg, p, bar, divergence = s.run.train, s.progress, ProgressBar(verbose), Divergence(s)
     callbacks = [KLWarmup(s.model, cfg.warmup)] if cfg.warmup else []
+    if cfg.schedule != "constant":
+        callbacks.append(LearningRate(s.optimizer, schedule(cfg.schedule, cfg.lr, cfg.epochs)))
     callbacks += [StopOnSignal(signals), bar, divergence, s.threads,
-                  TestLoss(s.model, s.x_test, cfg.seed), Checkpoints(s, say)]
+                  TestLoss(s.model, s.x_test, cfg.seed)]
+    if s.x_valid is not None:                          # validation on: its loss, best.npz
+        callbacks += [TestLoss(s.model, s.x_valid, cfg.seed, "valid_"), BestCheckpoint(s)]
+    callbacks.append(Checkpoints(s, say))
+    if cfg.patience:
+        callbacks.append(early := EarlyStopping(cfg.patience, say))
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # Divergence checks
             if isinstance(s.optimizer, OptimizerPair):                      # a GAN's two players
@@ -196,7 +218,7 @@ def _fit(s, signals, say, verbose):
         raise _stopped(s, signals, "at once", getattr(stop, "signum", None)) from None
     finally:
         bar.close()
-    if p.stop and p.epoch < cfg.epochs:
+    if p.stop and p.epoch < cfg.epochs and not (cfg.patience and early.stopped):
         raise _stopped(s, signals, "saved")
     return p.history
 
@@ -245,10 +267,49 @@ class Checkpoints:
         s, row = self.s, p.history[-1]
         if not math.isfinite(row["test_loss"]):
             raise _diverged(s, f"the test loss became {row['test_loss']} after epoch {p.epoch}")
-        row.update(kl_weight=float(getattr(s.model, "kl_weight", 1.0)), lr=s.run.train.lr,
-                   epoch_seconds=time.perf_counter() - self.t0)
+        row.update(kl_weight=float(getattr(s.model, "kl_weight", 1.0)),
+                   lr=row.get("lr", s.run.train.lr), epoch_seconds=time.perf_counter() - self.t0)
         _save(s, p, s.data_rng.bit_generator.state)
         self.say(_summary(row, p.epochs))
+
+
+class BestCheckpoint:
+    """With validation on: after each epoch whose valid_loss is the lowest so far, best.npz,
+    written before the epoch's checkpoint.npz, so that a crash between the two replays the
+    epoch and writes the same best.npz again."""
+
+    def __init__(self, s):
+        self.s = s
+
+    def epoch_end(self, p):
+        losses = [row["valid_loss"] for row in p.history]
+        if losses[-1] <= min(losses):
+            gen = getattr(self.s.model, "rng", None)
+            checkpoint.save(self.s.run.dir / folder.BEST, self.s.model, self.s.optimizer,
+                            _meta(self.s, p, self.s.data_rng.bit_generator.state, gen))
+
+
+class EarlyStopping:
+    """Stop once ``patience`` epochs have passed without a lower valid_loss; a resumed run
+    that had stopped so stops again before its next epoch."""
+
+    def __init__(self, patience, say):
+        self.patience, self.say, self.stopped = patience, say, False
+
+    def _check(self, p):
+        losses = [row["valid_loss"] for row in p.history]
+        if losses and len(losses) - 1 - int(np.argmin(losses)) >= self.patience:
+            p.stop = self.stopped = True
+        return self.stopped
+
+    def epoch_begin(self, p):
+        self._check(p)
+
+    def epoch_end(self, p):
+        if self._check(p):
+            best = int(np.argmin([row["valid_loss"] for row in p.history])) + 1
+            self.say(f"early stop: no better validation loss in {self.patience} epochs; the "
+                     f"best, epoch {best}'s, is in {folder.BEST}")
 
 
 def _fit_closed_form(s, say):
@@ -269,13 +330,17 @@ def _fit_closed_form(s, say):
 
 # ---- helpers ----
 
-def _save(s, p, data_state, partial=None):
-    """checkpoint.npz, then metrics.jsonl: where p stands; ``partial`` for a mid-epoch stop."""
-    gen = getattr(s.model, "rng", None)
-    meta = {"run": s.run.description(), "history": p.history,
+def _meta(s, p, data_state, gen, partial=None):
+    """A checkpoint's metadata: the run, the history, where p stands, the Generators."""
+    return {"run": s.run.description(), "history": p.history,
             "progress": {"epoch": p.epoch, "batch": p.batch,
                          **({"partial": partial} if partial else {})},
             "rng": {"model": None if gen is None else gen.bit_generator.state, "data": data_state}}
+
+
+def _save(s, p, data_state, partial=None):
+    """checkpoint.npz, then metrics.jsonl: where p stands; ``partial`` for a mid-epoch stop."""
+    meta = _meta(s, p, data_state, getattr(s.model, "rng", None), partial)
     checkpoint.save(s.run.dir / folder.CHECKPOINT, s.model, s.optimizer, meta)
     folder.write_metrics(s.run.dir, p.history)
     s.saved_at = _where(p)
@@ -321,6 +386,8 @@ def _summary(row, epochs):
                       if k.startswith("train_") and k != "train_loss")
     s = f"epoch {row['epoch']}/{epochs}  train {row['train_loss']:.4g}"
     s += f" ({terms})" if terms else ""
-    s += f"  test {row['test_loss']:.4g}  {row['epoch_seconds']:.1f} s"
+    s += f"  test {row['test_loss']:.4g}"
+    s += f"  valid {row['valid_loss']:.4g}" if "valid_loss" in row else ""
+    s += f"  {row['epoch_seconds']:.1f} s"
     return s + (f", {row['threads']} BLAS thread{'s' * (row['threads'] > 1)}"
                 if "threads" in row else "")

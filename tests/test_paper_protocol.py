@@ -1,0 +1,135 @@
+"""The IWAE paper's training protocol in runs: the IWAE objective, tanh and Glorot's
+initialisation, Adam's beta2 and epsilon, learning-rate schedules, a validation split with the
+best checkpoint kept and early stopping; each survives resume bit for bit."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from minivae.data import Dataset
+from minivae.run import checkpoint as ckpt
+from minivae.run import folder as rf
+from minivae.run import trainer as T
+from minivae.run.config import TrainConfig
+from minivae.schedules import burda2015
+from minivae.train import Progress
+from tests.test_train import _same
+
+IWAE = {"model": "iwae", "x_dim": 16, "hidden": [8], "z_dim": 2, "k": 3, "activation": "tanh",
+        "init": "glorot"}
+
+
+@pytest.fixture(scope="module")
+def toy3():
+    """(train, valid, test) Datasets of 16-pixel images: 200, 40 and 40 examples."""
+    x = np.random.default_rng(0).random((280, 16), dtype=np.float32)
+    return tuple(Dataset(x[a:b].copy(), None, (4, 4), "toy", split)
+                 for (a, b), split in zip([(0, 200), (200, 240), (240, 280)],
+                                          ["train", "valid", "test"], strict=True))
+
+
+def _run(tmp_path, name, **cfg):
+    cfg = {"epochs": 4, "batch_size": 32, "schedule": "burda2015", "adam_beta2": 0.99,
+           "adam_eps": 1e-4, "validation": "on", **cfg}
+    return rf.create_run(tmp_path / name, IWAE, "toy", TrainConfig(**cfg)).dir
+
+
+def test_an_iwae_run_with_the_papers_protocol_resumes_bit_identical(tmp_path, toy3):
+    straight = _run(tmp_path, "straight")
+    history = T.train(straight, datasets=toy3, verbose=False)
+    assert [row["lr"] for row in history] == [burda2015(1e-3)(e) for e in range(4)]
+    assert all("valid_loss" in row and "test_loss" in row for row in history)
+    resumed = _run(tmp_path, "resumed", epochs=2)
+    T.train(resumed, datasets=toy3, verbose=False)
+    T.train(resumed, datasets=toy3, verbose=False, epochs=4)
+    _same(straight, resumed)
+
+
+def test_best_npz_holds_the_epoch_of_the_lowest_validation_loss(tmp_path, toy3):
+    d = _run(tmp_path, "run", epochs=5, lr=0.05, schedule="constant")   # a large step: noisy
+    history = T.train(d, datasets=toy3, verbose=False)
+    losses = [row["valid_loss"] for row in history]
+    _, _, meta = ckpt.load(d / rf.BEST)
+    assert meta["progress"]["epoch"] == int(np.argmin(losses)) + 1
+    model, _ = rf.load_model(d, best=True)
+    again = T.mean_terms(model, toy3[1].x, "valid_")["valid_loss"]   # another z: close, not equal
+    assert abs(again - min(losses)) < 0.05 * abs(min(losses))
+
+
+def _stopper(losses, patience):
+    stop = T.EarlyStopping(patience, lambda msg: None)
+    p = Progress(epochs=10, batches=1, history=[{"valid_loss": v} for v in losses])
+    return stop, p
+
+
+@pytest.mark.parametrize("losses, patience, stops", [
+    ([5, 4, 4.5, 4.6], 2, True), ([5, 4, 4.5, 4.6], 3, False), ([5, 4, 3], 1, False),
+    ([5, 4, 4], 1, True)])                      # a tie is not better
+def test_early_stopping_counts_epochs_since_the_best(losses, patience, stops):
+    stop, p = _stopper(losses, patience)
+    stop.epoch_end(p)
+    assert p.stop is stops and stop.stopped is stops
+    again, q = _stopper(losses, patience)       # a resumed run stops before its next epoch
+    again.epoch_begin(q)
+    assert q.stop is stops
+
+
+def test_a_run_that_stops_early_ends_as_finished_and_resumes_to_nothing(tmp_path, toy3,
+                                                                       monkeypatch):
+    d = _run(tmp_path, "run", epochs=6, patience=1)
+    # valid_loss made to rise after epoch 1, whatever the training does
+    monkeypatch.setattr(T, "TestLoss", _RisingValid)
+    history = T.train(d, datasets=toy3, verbose=False)
+    assert len(history) == 2                                          # 1 best + 1 patience
+    assert T.train(d, datasets=toy3, verbose=False) == history        # stops again at once
+
+
+class _RisingValid(T.TestLoss):
+    def epoch_end(self, p):
+        super().epoch_end(p)
+        if self.prefix == "valid_":
+            p.history[-1]["valid_loss"] = float(p.epoch)
+
+
+def minivae(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "minivae", *args], cwd=cwd, text=True,
+                          capture_output=True, check=False)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--k", "5"], "--k applies to --objective iwae"),
+    (["--objective", "iwae", "--beta", "2"], "--beta does not apply"),
+    (["--objective", "iwae", "--warmup", "2"], "--warmup does not apply"),
+    (["--init", "glorot", "--arch", "conv"], "dense layers"),
+    (["--patience", "3"], "--patience applies to --validation on"),
+    (["--optimizer", "sgd", "--adam-eps", "1e-4"], "--adam-eps applies to --optimizer adam"),
+    (["--objective", "iwae", "--k", "0"], "--k"),
+    (["--schedule", "linear"], "--schedule"),
+    (["--model", "gan", "--validation", "on"], "--validation does not apply")])
+def test_flags_that_do_not_fit_are_refused_in_one_line(tmp_path, flags, message):
+    out = minivae("train", "--epochs", "1", "--out", str(tmp_path / "run"), *flags,
+                  cwd=tmp_path)
+    assert out.returncode == 2 or out.returncode == 1, out
+    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_command_line_trains_an_iwae_with_validation_and_evaluates_its_best(tmp_path):
+    out = minivae("train", "--data", "sprites", "--objective", "iwae", "--k", "3",
+                  "--activation", "tanh", "--init", "glorot", "--hidden", "16", "--latent", "2",
+                  "--epochs", "2", "--validation", "on", "--adam-eps", "1e-4", "--no-figures",
+                  "--iwae-k", "5", "--quiet", "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    run = tmp_path / "run"
+    config = json.loads((run / rf.CONFIG).read_text())
+    assert config["model"]["model"] == "iwae" and config["model"]["k"] == 3
+    assert config["train"]["validation"] == "on"
+    ev = json.loads((run / rf.EVALUATION).read_text())
+    assert ev["checkpoint"] == rf.BEST and ev["nll_se"] > 0
+    rows = [json.loads(line) for line in (run / rf.METRICS).read_text().splitlines()]
+    assert ev["epochs"] == 1 + int(np.argmin([row["valid_loss"] for row in rows]))
+    again = minivae("train", "--resume", "--out", str(run), "--k", "4", cwd=tmp_path)
+    assert again.returncode != 0 and "--k 4 differs from the run's 3" in again.stderr
