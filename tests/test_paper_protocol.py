@@ -133,3 +133,47 @@ def test_the_command_line_trains_an_iwae_with_validation_and_evaluates_its_best(
     assert ev["epochs"] == 1 + int(np.argmin([row["valid_loss"] for row in rows]))
     again = minivae("train", "--resume", "--out", str(run), "--k", "4", cwd=tmp_path)
     assert again.returncode != 0 and "--k 4 differs from the run's 3" in again.stderr
+
+
+# ---- recipes ----
+
+def _settings(*argv):
+    from minivae.cli import train as cli_train
+    from minivae.cli.parser import build_parser
+    return cli_train._new_run_settings(build_parser().parse_args(["train", *argv]))
+
+
+@pytest.mark.parametrize("name, objective, k", [
+    ("burda2015-vae", "elbo", None), ("burda2015-iwae5", "iwae", 5),
+    ("burda2015-iwae50", "iwae", 50)])
+def test_a_burda2015_recipe_is_the_papers_protocol(name, objective, k):
+    model, data_name, cfg = _settings("--recipe", name)
+    assert data_name == "mnist" and cfg.binarize == "dynamic"
+    assert model["model"] == ("iwae" if objective == "iwae" else "vae") and model.get("k") == k
+    assert (model["hidden"], model["z_dim"], model["activation"], model["init"]) == \
+        ([200, 200], 50, "tanh", "glorot")
+    assert (cfg.batch_size, cfg.lr, cfg.adam_beta2, cfg.adam_eps, cfg.schedule, cfg.epochs) == \
+        (20, 1e-3, 0.999, 1e-4, "burda2015", 3280)
+    assert cfg.recipe == f"{name}@1" and cfg.validation == "off"
+
+
+def test_static_recipes_hold_out_the_validation_split_and_short_ones_are_labelled():
+    _, data_name, cfg = _settings("--recipe", "static-vae")
+    assert data_name == "binarized-mnist" and cfg.validation == "on" and cfg.binarize == "none"
+    _, _, short = _settings("--recipe", "static-vae-short")
+    assert short.epochs == 1093 and short.recipe == "static-vae-short@1"
+
+
+def test_flags_beside_a_recipe_override_it():
+    model, _, cfg = _settings("--recipe", "burda2015-iwae5", "--k", "2", "--epochs", "7")
+    assert model["k"] == 2 and cfg.epochs == 7 and cfg.schedule == "burda2015"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--recipe", "burda2016-vae"], "--recipe: expected one of burda2015-vae"),
+    (["--recipe", "burda2015-vae@2"], "--recipe: expected one of"),
+    (["--recipe", "burda2015-vae", "--model", "ae"], "trains a vae, not --model ae")])
+def test_an_unknown_recipe_or_one_that_does_not_fit_is_refused(tmp_path, flags, message):
+    out = minivae("train", "--out", str(tmp_path / "run"), *flags, cwd=tmp_path)
+    assert out.returncode != 0 and message in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()

@@ -1,8 +1,9 @@
 """The `minivae` command line: train, evaluate, sample, figures, export, data.
 
-    minivae train                             # a VAE on sprites, about a minute, runs/vae-sprites
+    minivae train                             # a VAE on sprites, half a minute, runs/vae-sprites
     minivae train --data mnist --hidden 400 --latent 20      # the classic MNIST VAE
     minivae train --resume --out runs/vae-mnist --epochs 40  # go on training a run
+    minivae train --recipe burda2015-iwae5   # a row of the IWAE paper's table (recipes.py)
     minivae evaluate runs/vae-sprites --iwae-k 100 --json
     minivae sample runs/vae-sprites --n 64 --out samples.png
     minivae figures runs/vae-sprites

@@ -71,7 +71,7 @@ def _add_train(sub):
                        description="Train a model and save it in a run folder: config.json, "
                        "checkpoint.npz (each epoch), metrics.jsonl, then evaluation.json and "
                        "figures/. With no options: a VAE on the generated sprites data, about "
-                       "a minute on 2 cores. Ctrl-C (or SIGTERM) stops after the current batch "
+                       "half a minute on 2 cores. Ctrl-C (or SIGTERM) stops after the current batch "
                        "and saves; --resume continues, ending exactly as an uninterrupted run "
                        "would.")
     a = t.add_argument
@@ -105,6 +105,8 @@ def _kind(name):
     if name == "data":
         return {"choices": list(data.DATASETS), "metavar": "NAME"}
     rule = RULES[name]
+    if name == "recipe":
+        return {"type": rule.parse, "metavar": "NAME"}
     if isinstance(rule, Choice):
         return {"choices": rule.choices}
     kind = {"type": rule.parse, "metavar": METAVARS.get(name, name.upper())}

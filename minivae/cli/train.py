@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minivae import data
+from minivae import data, recipes
 from minivae.cli import view
 from minivae.errors import MinivaeError
 from minivae.run import folder
@@ -56,8 +56,12 @@ def _given(args):
 def _new_run_settings(args):
     """(model config, data name, TrainConfig) from the flags and the defaults."""
     given = _given(args)
-    model = given.get("model", ModelSettings.model)
-    v = {**defaults(given.get("data", ModelSettings.data), model), **given}
+    recipe = recipes.settings(given["recipe"].partition("@")[0]) if "recipe" in given else {}
+    model = given.get("model", recipe.get("model", ModelSettings.model))
+    if recipe and model != "vae":
+        raise MinivaeError(f"--recipe {given['recipe']} trains a vae, not --model {model}")
+    v = {**defaults(given.get("data", recipe.get("data", ModelSettings.data)), model), **recipe,
+         **given}
     allowed = MODEL_FLAGS[model] | {"model", "data", "seed"}
     allowed |= GRADIENT_FLAGS.get(model, GRADIENT_FLAGS["vae"]) if model != "pca" else set()
     for k in given:
@@ -179,8 +183,11 @@ def cmd_train(args):
     if args.resume and len(history) == before and _evaluated(run.dir, before):
         _say(f"{run.dir} already has {before} epochs; nothing to do (--epochs N trains on)")
         return 0
+    recipe = run.train.recipe
+    k = args.iwae_k if args.iwae_k is not None else (
+        recipes.evaluation_k(recipe.partition("@")[0]) if recipe else view.IWAE_K)
     with Threads(threads):                                  # BLAS threads, chosen once
-        _finish(run.dir, view.IWAE_K if args.iwae_k is None else args.iwae_k,
+        _finish(run.dir, k,
                 quiet=args.quiet, figures=not args.no_figures)
     return 0
 

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from minivae import recipes
 from minivae.errors import InputError
 from minivae.losses import GENERATOR_LOSSES
 from minivae.mmd import KERNELS
@@ -54,6 +55,9 @@ class TrainConfig:
                                 # checkpoint of the best valid_loss, which evaluation then uses
     patience: int = 0           # with --validation on: stop after this many epochs without a
                                 # better valid_loss (0: never stop early)
+    recipe: str = None          # start from a named, versioned recipe that reproduces a row of
+                                # the IWAE paper's table (their names and settings are in
+                                # minivae/recipes.py); flags given beside it override its values
 
     def check(self):
         """Raise InputError naming the first setting out of range; returns self."""
@@ -222,6 +226,23 @@ class OrNone:
 
 
 @dataclass(frozen=True)
+class RecipeName:
+    """None, or a recipe's "NAME@VERSION"; the flag takes NAME (or NAME@VERSION)."""
+
+    def check(self, name, v):
+        if v is not None and v not in {recipes.label(r) for r in recipes.RECIPES}:
+            raise InputError(f"{name} must be one of {', '.join(recipes.RECIPES)} (as "
+                             f"NAME@VERSION), got {v!r}")
+
+    def parse(self, text):
+        name = text.partition("@")[0]
+        if name not in recipes.RECIPES or text not in (name, recipes.label(name)):
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(recipes.RECIPES)}, "
+                                             f"got {text!r}")
+        return recipes.label(name)
+
+
+@dataclass(frozen=True)
 class Choice:
     """One of ``choices``."""
 
@@ -247,7 +268,7 @@ RULES = {
     "schedule": Choice(SCHEDULES), "adam_beta2": Number(float, 0, 1, hi_open=True),
     "adam_eps": Number(float, 0, lo_open=True), "validation": Choice(("off", "on")),
     "patience": INDEX, "objective": Choice(("elbo", "iwae")), "k": Number(int, 1, 1000),
-    "activation": Choice(("relu", "tanh")), "init": Choice(INITS),
+    "activation": Choice(("relu", "tanh")), "init": Choice(INITS), "recipe": RecipeName(),
 }   # model and data: one of minivae.models.MODELS, minivae.data.DATASETS
 
 
