@@ -140,6 +140,9 @@ class KLWarmup:
     """
 
     def __init__(self, model, epochs):
+        if not hasattr(model, "kl_weight"):
+            raise InputError(f"KLWarmup: expected a model with a KL term to weight (a VAE), "
+                             f"got {type(model).__name__}")
         self.model, self.epochs = model, check_count(epochs, "KLWarmup", "epochs")
 
     def batch_begin(self, p):

@@ -102,7 +102,7 @@ def test_the_mnist_and_sprites_layouts():
     assert vae.decoder.forward(np.zeros((2, 20), np.float32)).shape == (2, 784)
     assert vae.config() == {"model": "vae", "x_dim": 784, "hidden": [], "z_dim": 20,
                             "likelihood": "bernoulli", "beta": 1.0, "dtype": "float32",
-                            "activation": "relu", "sigma": 0.1, "arch": "conv",
+                            "activation": "relu", "sigma": 0.1, "init": "uniform", "arch": "conv",
                             "image_shape": [1, 28, 28], "channels": [32, 64]}
     sprites = Autoencoder(1024, (256,), 10, arch="conv", image_shape=(32, 32), rng=0)
     assert sprites.encoder.layers[2].in_channels == 32

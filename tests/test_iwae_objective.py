@@ -165,3 +165,10 @@ def test_uniform_is_the_default_and_glorot_is_refused_for_convolutions():
             init="glorot")
     with pytest.raises(InputError, match="glorot"):
         VAE(8, hidden=(4,), z_dim=2, init="xavier")
+
+
+def test_a_kl_warm_up_is_refused_for_the_iwae_which_has_no_kl_term():
+    from minivae.train import KLWarmup
+    with pytest.raises(InputError, match="KL term"):
+        KLWarmup(small(IWAE, k=2), 3)
+    assert KLWarmup(small(VAE), 3).epochs == 3

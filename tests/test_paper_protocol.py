@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from minivae.data import Dataset
+from minivae.errors import InputError
 from minivae.run import checkpoint as ckpt
 from minivae.run import folder as rf
 from minivae.run import trainer as T
@@ -177,3 +178,9 @@ def test_an_unknown_recipe_or_one_that_does_not_fit_is_refused(tmp_path, flags, 
     out = minivae("train", "--out", str(tmp_path / "run"), *flags, cwd=tmp_path)
     assert out.returncode != 0 and message in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_a_run_of_an_iwae_refuses_a_warm_up(tmp_path, toy3):
+    d = _run(tmp_path, "run", warmup=2)
+    with pytest.raises(InputError, match="warmup applies to models with a KL term"):
+        T.train(d, datasets=toy3, verbose=False)

@@ -45,6 +45,7 @@ class IWAE(VAE):
         super().__init__(x_dim, hidden, z_dim, likelihood, 1.0, rng, dtype, activation, sigma,
                          arch, image_shape, channels, init)
         self.k = check_count(k, "IWAE", "k", what=" (importance samples)")
+        del self.kl_weight                  # no KL term to weight: a warm-up does not apply
 
     def config(self):
         return {**super().config(), "model": "iwae", "k": self.k}
