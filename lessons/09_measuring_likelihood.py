@@ -36,6 +36,7 @@
 # Every derivation is followed by a cell that checks it with `assert`.
 
 # %%
+import inspect
 import itertools
 import os
 import time
@@ -45,8 +46,9 @@ import numpy as np
 
 from minivae import data, losses
 from minivae.evaluate import evaluate
+from minivae.gradcheck import check_model, numerical_gradient, rel_error
 from minivae.layers import Reparameterize
-from minivae.models import VAE
+from minivae.models import IWAE, VAE
 from minivae.optim import Adam
 from minivae.train import fit
 
@@ -62,6 +64,13 @@ EPOCHS = 1 if FAST else 10                    # passes over the training images
 N_EVAL = 100 if FAST else 1_000               # random test images for the IWAE estimates
 KS_VAE = [1, 5, 50] if FAST else [1, 5, 50, 500]   # k for IWAE_k on MNIST
 N_VAR, R_VAR = (5, 8) if FAST else (20, 20)   # test images x repeated runs, for the spread
+# Part 3: training on the bound; a VAE and an IWAE side by side on dynamically binarized MNIST.
+R_K1 = 1_000                                  # draws of eps comparing k = 1 with the VAE
+N_DYN = 10_000 if FAST else 60_000            # training images (all of MNIST's at full size)
+HIDDEN_DYN, Z_DYN = ((100, 100), 20) if FAST else ((200, 200), 50)   # 784-H-H-Z, tanh
+EPOCHS_DYN = 2 if FAST else 5                 # the same for both models
+K_TRAIN = 5                                   # the IWAE's importance samples in training
+N_TEST_DYN, K_TEST = (500, 20) if FAST else (2_000, 100)   # test images, k of the test bound
 
 # %% [markdown]
 # ## 1. Importance sampling
@@ -769,6 +778,153 @@ assert nll > min(published.values())
 assert nll < (300 if FAST else 120)
 print(f"gap to the closest comparable protocol (static, one-layer VAE, Burda App. D): "
       f"{nll - 88.71:+.2f} nats")
+
+# %% [markdown]
+# ## 8. Training on the bound
+#
+# So far the IWAE bound has only *measured* a VAE that was trained on the ELBO. Burda et al.
+# (2015) also *train* on it: the importance weighted autoencoder (IWAE) is a VAE, with the same
+# encoder, reparameterization and decoder, whose loss is $-\log \hat p_k(x)$ instead of the
+# negative ELBO. Since $\mathrm{IWAE}_k \ge \mathrm{ELBO}$, it maximises a bound that is closer
+# to $\log p(x)$. In minivae it is `minivae.models.IWAE`, with its gradient written by hand
+# like the VAE's.
+#
+# ### The gradient of $\log \frac1k \sum_i w_i$
+#
+# Fix the noise $\varepsilon_1, \dots, \varepsilon_k$. Then $z_i = \mu(x) + \sigma(x) \odot
+# \varepsilon_i$, and each $w_i = p(x, z_i) / q(z_i \mid x)$ is a differentiable function of the
+# encoder's and the decoder's parameters; write $\nabla$ for the gradient with respect to all of
+# them. The log of a sum, then $\nabla w_i = w_i\, \nabla \log w_i$:
+#
+# $$\nabla \log \frac1k \sum_{i=1}^k w_i = \frac{\sum_i \nabla w_i}{\sum_j w_j}
+#   = \sum_{i=1}^k \frac{w_i}{\sum_j w_j}\, \nabla \log w_i
+#   = \sum_{i=1}^k \tilde w_i\, \nabla \log w_i,
+#   \qquad \tilde w_i = \frac{w_i}{\sum_j w_j} = \mathrm{softmax}(\log w_1, \dots, \log w_k)_i .$$
+#
+# The $\frac1k$ drops out. The normalised weights $\tilde w_i$ are positive and sum to 1, and
+# we compute them from the log weights $a_i = \log w_i$ as in section 5:
+# $\tilde w_i = e^{a_i - m} / \sum_j e^{a_j - m}$ with $m = \max_j a_j$.
+#
+# **What it means.** $\nabla \log w_i = \nabla\big[\log p(x \mid z_i) + \log p(z_i) -
+# \log q(z_i \mid x)\big]$ is the gradient a VAE would take from the one sample $z_i$. The IWAE
+# takes all $k$ of them and weighs each by how well its sample explains $x$, relative to the
+# others: a sample with a large weight gets the gradient, a sample that landed where the
+# decoder cannot rebuild $x$ gets a weight near 0 and almost no say. The encoder is no longer
+# asked to put *all* its mass where $x$ is explained well, only enough of it for some of the
+# $k$ samples to land there. Compare the average of $k$ single-sample ELBOs,
+# $\frac1k \sum_i \log w_i$: its gradient weighs every sample by $\frac1k$; it is a less noisy
+# estimate of the same ELBO, not a tighter bound.
+#
+# The noise does not depend on the parameters, so $\nabla \mathrm{IWAE}_k =
+# \mathbb{E}_\varepsilon\big[\sum_i \tilde w_i \nabla \log w_i\big]$: the gradient at one draw of
+# $\varepsilon$ is an unbiased estimate of the bound's gradient (the reparameterization of
+# lesson 5).
+#
+# **$k = 1$ is the VAE, with a sampled KL.** With one sample, $\tilde w_1 = 1$ and the gradient
+# is $\nabla\big[\log p(x \mid z_1) - (\log q(z_1 \mid x) - \log p(z_1))\big]$. The VAE of lesson 6
+# differentiates $\log p(x \mid z_1) - \mathrm{KL}(q \,\Vert\, p)$ with the KL in closed form. The
+# reconstruction terms are the same, so the decoder's gradients are equal, exactly; and since
+# $\mathbb{E}_\varepsilon[\log q(z_1 \mid x) - \log p(z_1)] = \mathrm{KL}(q \,\Vert\, p)$, the
+# encoder's gradients are equal in expectation, not draw by draw.
+#
+# **In the code.** With $z_i = \mu + \sigma \odot \varepsilon_i$,
+# $\log q(z_i \mid x) = -\frac12 \sum_j (\log 2\pi + \text{logvar}_j + \varepsilon_{ij}^2)$
+# depends on the parameters only through logvar, by $-\frac12$ per dimension. For a batch of
+# $N$ examples, sample $i$ of example $n$ enters the loss $-\frac1N \sum_n \log \hat p_k(x_n)$
+# with the factor $g_i = \tilde w_i / N$, and `IWAE.backward` is the VAE's backward run once
+# over all $Nk$ samples, each sample's rows scaled by its $g_i$:
+
+# %%
+print(inspect.getsource(IWAE.backward))
+
+# %% [markdown]
+# **Check, numerically**, on a small float64 IWAE (12 pixels, 8 tanh units, 3 latent
+# dimensions, $k = 5$) with fixed $\varepsilon$: (a) `IWAE.backward` matches central differences
+# of the $k$-sample bound (`minivae.gradcheck.check_model`); (b) it matches central differences
+# of $\frac1N \sum_{n,i} \tilde w_{ni} \log w_{ni}$ with the $\tilde w$ *held fixed* at their
+# values, which is the right-hand side of the derivation, term by term; (c) the same with the
+# uniform weights $\frac1k$ (the averaged ELBO) does *not* match; (d) the model's effective
+# sample size $1 / \sum_i \tilde w_i^2$, which `IWAE.loss` records as `model.last["ess"]`
+# (exercise 1 below derives it), is the one of these weights.
+
+# %%
+K_SMALL = 5
+iw_small = IWAE(12, hidden=(8,), z_dim=3, k=K_SMALL, dtype=np.float64, activation="tanh", rng=0)
+x_small = np.random.default_rng(20).random((4, 12))          # (4, 12) grey levels in [0, 1)
+eps_small = np.random.default_rng(21).standard_normal((4, K_SMALL, 3))          # (4, k, Z)
+
+grad_errors = check_model(iw_small, x_small, eps=eps_small)           # (a): fills iw_small.grads
+backward = {name: -g for name, g in iw_small.grads.items()}           # d bound / d params
+a_small = iw_small.log_weights(x_small, eps_small)                    # (4, k) log w
+w_small = np.exp(a_small - log_mean_exp(a_small)[:, None]) / K_SMALL  # (4, k) softmax: w~
+
+
+def weighted_log_w(weights):
+    """(1/N) sum_{n,i} weights_ni log w_ni, with the weights held fixed."""
+    return lambda: (weights * iw_small.log_weights(x_small, eps_small)).sum() / len(x_small)
+
+
+frozen = {name: numerical_gradient(weighted_log_w(w_small), p)              # (b)
+          for name, p in iw_small.params.items()}
+uniform = {name: numerical_gradient(weighted_log_w(np.full_like(w_small, 1 / K_SMALL)), p)
+           for name, p in iw_small.params.items()}                           # (c)
+err_frozen = {name: rel_error(backward[name], frozen[name]) for name in backward}
+err_uniform = {name: rel_error(backward[name], uniform[name]) for name in backward}
+iw_small.loss(x_small, eps=eps_small)
+print("normalised weights w~ (a row per example):\n", np.round(w_small, 3))
+print(f"(a) backward against the bound's central differences: max rel. error "
+      f"{max(grad_errors.values()):.1e}")
+print(f"(b) against sum_i w~_i grad log w_i:                  max rel. error "
+      f"{max(err_frozen.values()):.1e}")
+print(f"(c) against the uniform weights 1/k:                  max rel. error "
+      f"{max(err_uniform.values()):.1e}")
+print(f"(d) ESS per example: {np.round(iw_small.last['ess'], 3)} of k = {K_SMALL}")
+
+# %%
+assert max(grad_errors.values()) < 1e-7, grad_errors
+assert max(err_frozen.values()) < 1e-7, err_frozen
+assert max(err_uniform.values()) > 1e-2, err_uniform
+assert np.allclose(w_small.sum(axis=1), 1, atol=1e-12)
+assert np.max(np.abs(iw_small.last["ess"] - 1 / (w_small ** 2).sum(axis=1))) < 1e-10
+
+# %% [markdown]
+# **Check $k = 1$ against the VAE.** An IWAE with $k = 1$ and a VAE built from the same seed
+# have the same weights. Given the same $\varepsilon$, their decoder gradients agree to
+# rounding; their encoder gradients differ from draw to draw (the sampled KL against the exact
+# one), but over `R_K1` draws the mean difference of every encoder entry is within 5 standard
+# errors of 0.
+
+# %%
+def grads_of(model, x, eps):
+    """d loss / d params at fixed eps, as a dict of copies."""
+    model.zero_grad()
+    model.loss(x, eps=eps)
+    model.backward()
+    return {name: g.copy() for name, g in model.grads.items()}
+
+
+iw1 = IWAE(12, hidden=(8,), z_dim=3, k=1, dtype=np.float64, activation="tanh", rng=0)
+vae1 = VAE(12, hidden=(8,), z_dim=3, dtype=np.float64, activation="tanh", rng=0)
+rng_k1 = np.random.default_rng(22)
+dec_err, enc_diffs = 0.0, []
+for _ in range(R_K1):
+    eps1 = rng_k1.standard_normal((4, 1, 3))                               # (N, k = 1, Z)
+    gi, gv = grads_of(iw1, x_small, eps1), grads_of(vae1, x_small, eps1[:, 0])
+    dec_err = max([dec_err] + [rel_error(gi[n], gv[n]) for n in gv if n.startswith("decoder")])
+    enc_diffs.append(np.concatenate([(gi[n] - gv[n]).ravel() for n in gv
+                                     if n.startswith("encoder")]))
+enc_diffs = np.array(enc_diffs)                                            # (R_K1, entries)
+enc_se = enc_diffs.std(axis=0, ddof=1) / np.sqrt(R_K1)                     # (entries,)
+enc_z = enc_diffs.mean(axis=0) / enc_se
+print(f"decoder: max rel. difference over {R_K1} draws {dec_err:.1e}")
+print(f"encoder: per draw, the gradients differ by up to {np.abs(enc_diffs).max():.2f}; "
+      f"their mean difference, in standard errors: max |z| = {np.abs(enc_z).max():.2f} "
+      f"over {enc_diffs.shape[1]} entries")
+
+# %%
+assert dec_err < 1e-12
+assert np.all(enc_se > 0)                              # every entry differs draw by draw ...
+assert np.all(np.abs(enc_z) < 5), np.abs(enc_z).max()  # ... but not on average
 
 # %% [markdown]
 # ## Exercises
