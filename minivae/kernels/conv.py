@@ -35,8 +35,8 @@ def im2col(x, k, stride, padding, cols):
     """cols[(n, oh, ow), (i, j, c)] = x[n, s oh - p + i, s ow - p + j, c], 0 outside x.
 
     x (N, H, W, C) -> cols (N OH OW, k k C), both C-contiguous. Returns cols.
-    Each patch row i is one copy of k C floats, x[n, h, w0:w0 + k, :], unless it crosses
-    the padding.
+    One image row h = s oh - p + i at a time: each of the OW patches that read it takes one
+    contiguous run of k C floats from it, x[n, h, w0:w0 + k, :], unless it crosses the padding.
     """
     N, H, W, C = x.shape
     OH = (H + 2 * padding - k) // stride + 1
@@ -46,27 +46,26 @@ def im2col(x, k, stride, padding, cols):
     zero = x.dtype.type(0)
     for n in range(N):
         for oh in range(OH):
-            for ow in range(OW):
-                row = cols[(n * OH + oh) * OW + ow]             # (k k C,)
-                w0 = ow * stride - padding
-                inside = w0 >= 0 and w0 + k <= W                # no column in the padding
-                for i in range(k):
-                    h = oh * stride - padding + i
-                    dst = i * kC
-                    if h < 0 or h >= H:                         # a row of padding
+            r0 = (n * OH + oh) * OW                             # the first row of this oh
+            for i in range(k):
+                h = oh * stride - padding + i
+                if h < 0 or h >= H:                             # a row of padding
+                    for ow in range(OW):
+                        cols[r0 + ow, i * kC:(i + 1) * kC] = zero
+                    continue
+                src = xr[n, h]                                  # (W C,)
+                for ow in range(OW):
+                    w0 = ow * stride - padding
+                    dst = cols[r0 + ow, i * kC:(i + 1) * kC]    # (k C,)
+                    if w0 >= 0 and w0 + k <= W:                 # inside: one contiguous copy
+                        run = src[w0 * C:(w0 + k) * C]
                         for m in range(kC):
-                            row[dst + m] = zero
-                    elif inside:                                # one contiguous copy
-                        src = xr[n, h]
-                        s0 = w0 * C
-                        for m in range(kC):
-                            row[dst + m] = src[s0 + m]
-                    else:                                       # pixel by pixel
-                        src = xr[n, h]
+                            dst[m] = run[m]
+                    else:                                       # across the padding
                         for j in range(k):
                             w = w0 + j
                             for c in range(C):
-                                row[dst + j * C + c] = src[w * C + c] if 0 <= w < W else zero
+                                dst[j * C + c] = src[w * C + c] if 0 <= w < W else zero
     return cols
 
 
@@ -76,7 +75,8 @@ def col2im(cols, k, stride, padding, out):
     out[n, s oh - p + i, s ow - p + j, c] (entries that fall in the padding are dropped).
 
     cols (N OH OW, k k C) -> out (N, H, W, C), both C-contiguous; OH, OW from out's H, W.
-    Returns out. Each patch row i is one run of k C floats added onto out[n, h, w0:w0 + k, :].
+    Returns out. One image row h = s oh - p + i at a time: each of the OW patches that read
+    it adds one run of k C floats back onto out[n, h, w0:w0 + k, :].
     """
     N, H, W, C = out.shape
     OH = (H + 2 * padding - k) // stride + 1
@@ -86,26 +86,25 @@ def col2im(cols, k, stride, padding, out):
     out[:] = 0
     for n in range(N):
         for oh in range(OH):
-            for ow in range(OW):
-                row = cols[(n * OH + oh) * OW + ow]             # (k k C,)
-                w0 = ow * stride - padding
-                inside = w0 >= 0 and w0 + k <= W
-                for i in range(k):
-                    h = oh * stride - padding + i
-                    if h < 0 or h >= H:                         # a row of padding
-                        continue
-                    dst = orow[n, h]
-                    s0 = i * kC
-                    if inside:                                  # one contiguous run
+            r0 = (n * OH + oh) * OW
+            for i in range(k):
+                h = oh * stride - padding + i
+                if h < 0 or h >= H:                             # a row of padding
+                    continue
+                dst = orow[n, h]                                # (W C,)
+                for ow in range(OW):
+                    w0 = ow * stride - padding
+                    src = cols[r0 + ow, i * kC:(i + 1) * kC]    # (k C,)
+                    if w0 >= 0 and w0 + k <= W:                 # inside: one contiguous run
                         d0 = w0 * C
                         for m in range(kC):
-                            dst[d0 + m] += row[s0 + m]
-                    else:
+                            dst[d0 + m] += src[m]
+                    else:                                       # across the padding
                         for j in range(k):
                             w = w0 + j
                             if 0 <= w < W:
                                 for c in range(C):
-                                    dst[w * C + c] += row[s0 + j * C + c]
+                                    dst[w * C + c] += src[j * C + c]
     return out
 
 
