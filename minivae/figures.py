@@ -443,10 +443,16 @@ def make_figures(model, dataset, metrics, out_dir, rng, *, n_scatter=2000):
         jobs.append(("loss_curves", lambda: plot_loss_curves(metrics)))
     if vae:
         jobs.append(("kl_per_dim", lambda: plot_kl_per_dim(kl)))
+    return save_all(jobs, out_dir)
+
+
+def save_all(jobs, out_dir):
+    """Draw each (name, draw) of ``jobs`` and write it to out_dir/name.png, one figure open
+    at a time; the paths."""
     paths = []
     for name, draw in jobs:
         fig = draw()
-        paths.append(out_dir / f"{name}.png")
+        paths.append(Path(out_dir) / f"{name}.png")
         _save(fig, paths[-1])
         plt.close(fig)
     return paths

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from minivae.errors import InputError
-from minivae.figures import MaxNLocator, _save, plot_samples, plt
+from minivae.figures import MaxNLocator, _save, plot_samples, plt, save_all
 
 CURVES = (("loss", "D's loss -V(D, G)"), ("g_loss", "G's loss"))
 VERDICTS = (("d_real", "D(real)"), ("d_fake", "D(fake)"))
@@ -60,10 +60,4 @@ def make_gan_figures(gan, dataset, metrics, out_dir, rng):
     jobs = [("samples", lambda: plot_samples(gan, dataset.image_shape, n=64, rng=rng))]
     if metrics:
         jobs.append(("loss_curves", lambda: plot_gan_curves(metrics)))
-    paths = []
-    for name, draw in jobs:
-        fig = draw()
-        paths.append(out_dir / f"{name}.png")
-        _save(fig, paths[-1])
-        plt.close(fig)
-    return paths
+    return save_all(jobs, out_dir)

@@ -71,7 +71,7 @@ def table(m):
                  if k == "nll" and "nll_se" in m else "")
               for label, k in rows if k in m]
     for label, k in (("sample quality, MMD^2", "sample_mmd"),
-                     ("  real images (the floor)", "sample_mmd_real")):
+                     ("  real images (expect 0)", "sample_mmd_real")):
         if k in m:
             lines.append(f"  {label:<28}{m[k]:>12.5f} +- {m[k + '_se']:.5f}")
     if "sample_mmd" in m:

@@ -14,8 +14,9 @@ kernel, scale the median squared distance of the test images' features) between 
 samples and QUALITY_N images of the split, in the last hidden layer of a D-256-64-K classifier
 trained here on the training set, the same one for every run (seed 0), as a mean and standard
 error over 10 blocks. It is the KID of Binkowski et al. (2018) with a small classifier in
-place of the Inception network: 0 is the floor, lower is better; sample_mmd_real scores
-QUALITY_N training images the same way, the score of a perfect generator, and
+place of the Inception network, lower is better. Its expectation is 0 for samples of the data
+distribution; single estimates scatter around it and can be negative. sample_mmd_real scores
+QUALITY_N training images the same way, what a perfect generator would score, and
 classifier_accuracy says how well the classifier tells the split's classes apart. A data set
 without labels (binarized-mnist), or a split of fewer than 20 images, has no score.
 """
@@ -34,7 +35,9 @@ CLASSIFIER = {"hidden": (256, 64), "epochs": 3, "batch_size": 128, "lr": 3e-3, "
 BLOCKS = 10                 # the score's mean and standard error are over this many blocks
 BATCH = 500                 # examples per evaluation step
 QUALITY_HELP = (
-    "Sample quality (sample_mmd, a WAE's and a GAN's; lower is better, 0 is the floor): the "
+    "Sample quality (sample_mmd, a WAE's and a GAN's; lower is better; its expectation is 0 for "
+    "samples of the data distribution, single estimates scatter around it and can be "
+    "negative): the "
     f"KID of Binkowski et al. (2018) with a small classifier in place of Inception: the "
     f"unbiased MMD^2, inverse multiquadratic kernel, between {QUALITY_N:,} samples and "
     f"{QUALITY_N:,} images of the split in the last hidden layer of a D-256-64-classes MLP "
@@ -116,9 +119,9 @@ def sample_quality(model, x, train, rng, y=None):
     real = train.x[rng.permutation(len(train.x))[:n]].astype(np.float32)     # (n, D)
     fake = np.ascontiguousarray(model.sample(n, rng), dtype=np.float32)      # (n, D)
     score, se = sample_mmd(clf, fake, ref, BLOCKS)
-    floor, floor_se = sample_mmd(clf, real, ref, BLOCKS)
-    out = {"sample_mmd": score, "sample_mmd_se": se, "sample_mmd_real": floor,
-           "sample_mmd_real_se": floor_se, "quality_n": n}
+    score_real, se_real = sample_mmd(clf, real, ref, BLOCKS)
+    out = {"sample_mmd": score, "sample_mmd_se": se, "sample_mmd_real": score_real,
+           "sample_mmd_real_se": se_real, "quality_n": n}
     if y is not None and len(y) == len(x):
         out["classifier_accuracy"] = float((clf.predict(x.astype(np.float32)) == y).mean())
     return out
