@@ -31,7 +31,11 @@
 # 4. a VAE trained on statically binarized MNIST, and the **log-sum-exp trick**, shown
 #    failing without it on the VAE's own numbers;
 # 5. $\mathrm{IWAE}_k$ for $k = 1, 5, 50, 500$ on the test set, the spread of the estimate
-#    over repeated runs, and our test NLL beside the published ones, differences stated.
+#    over repeated runs, and our test NLL beside the published ones, differences stated;
+# 6. **training on the bound**: the gradient of $\log \frac1k \sum_i w_i$, each sample's
+#    gradient weighted by its normalised importance weight, checked numerically; a VAE and an
+#    IWAE trained side by side on dynamically binarized MNIST (their test bounds, effective
+#    sample sizes and active units), and the commands that reproduce the IWAE paper's table.
 #
 # Every derivation is followed by a cell that checks it with `assert`.
 
@@ -758,7 +762,8 @@ for name, value in published.items():
 #
 # * **Training**: 10 epochs at full size (1 in fast mode) against 3,280 in Burda et al.; our
 #   VAE is far from converged: its training loss was still falling by a third of a nat per
-#   epoch at the end. Training longer is the single biggest improvement available.
+#   epoch at the end. Training longer is the single biggest improvement available; section 8
+#   gives the commands that run the paper's whole protocol.
 # * **Architecture**: one hidden layer of 200 ReLU units and 20 latents, against two hidden
 #   layers of 200 tanh units and 50 latents (of which Burda et al. found about 20 active).
 # * **Evaluation**: $k = 500$ on 1,000 random test images, against $k = 5000$ on all 10,000.
@@ -991,7 +996,7 @@ vae_dyn, iwae_dyn = trained.values()
 # end on the test images. **Check:** it lies between 1 and $k$ at every step; the mean of the
 # per-step values over an epoch is the `train_ess` that `fit` reports for it (fit averages every
 # per-example number a model leaves in `model.last`, here over equal batches); and on the test
-# images no weight is a formality: far from all $k$ samples count equally.
+# images, the median ESS is below $k / 2$: far from all $k$ samples count equally.
 
 # %%
 ess_steps = np.array(watches[f"IWAE, k = {K_TRAIN}"].ess)                 # (steps,)
@@ -1021,9 +1026,14 @@ for e, row in enumerate(histories[f"IWAE, k = {K_TRAIN}"]):
     epoch_mean = ess_steps[e * steps_per_epoch:(e + 1) * steps_per_epoch].mean()
     assert abs(row["train_ess"] - epoch_mean) < 1e-10 * K_TRAIN, (row["train_ess"], epoch_mean)
 assert np.all((ess_test >= 1) & (ess_test <= K_TRAIN))
-assert np.median(ess_test) < K_TRAIN - 0.5
+assert np.median(ess_test) < K_TRAIN / 2
 
 # %% [markdown]
+# In our full-size run the ESS stayed near 1.3 of 5 through training, and its median on the
+# test images was 1.1: for most images one sample takes nearly all the weight, and the
+# gradient is mostly that sample's. That is the heavy tail of the weights seen in section 6;
+# the images where several samples count are where the IWAE's gradient differs from the VAE's.
+#
 # **The two models on the test images.** `minivae.evaluate.evaluate` with `iwae_k` reports each
 # model's test NLL (the $\mathrm{IWAE}_{k}$ bound with `K_TEST` samples, negated, and its
 # standard error over the images), its negative ELBO and its active units. The NLL difference
@@ -1063,29 +1073,34 @@ plt.show()
 # %% [markdown]
 # **What this shows, and what usually happens.** Burda et al. found that an IWAE keeps *more*
 # latent units active than a VAE of the same architecture, and that it reaches a better test
-# log-likelihood; the derivation above says why the first is plausible: a unit costs the VAE
-# its KL on every sample, while the IWAE pays only through the samples that carry the weight.
-# In our full-size run (4 epochs, Adam at 3e-3), the VAE had switched off a quarter of its 50
-# units after 4 epochs, while the IWAE still used all of them, and the IWAE's test bound was
-# better by several nats, image by image. Its negative ELBO is usually *not* better: its
-# encoder is trained for the bound of $k$ samples, not for one, so the ELBO is a looser
-# description of it. Both models are far from converged after a few epochs (the published
-# runs train 3,280), and the counts move as training goes on, so this is a snapshot of the
-# same trend, not the paper's numbers.
+# log-likelihood. The derivation above makes the first plausible: the VAE pays for a unit's
+# KL on every sample, while the IWAE's gradient comes from the samples that carry the weight,
+# so its encoder may stay broad as long as some of its $k$ samples land well.
+#
+# In our full-size run (784-200-200-50, 4 epochs over the 60,000 training images, Adam at
+# 3e-3, 2,000 test images) the VAE used all 50 units for three epochs and switched 14 of them
+# off in the fourth (36 active), while the IWAE still used all 50. The IWAE's test bound
+# ($k = 100$) was better by 5.8 $\pm$ 0.2 nats, image by image (NLL 107.1 against 112.9). Their
+# negative ELBOs were the same to 0.2 nats (119.3 and 119.2): what the IWAE gains is in the
+# bound it trains on, not in the ELBO. An IWAE epoch took about 2.7 times as long as a VAE
+# epoch. Both models are far from converged (the published runs train 3,280 epochs, and
+# Burda et al.'s trained VAE uses about 20 of its 50 units, section 7), so this is the
+# paper's tendency seen early, not its numbers. In fast mode (784-100-100-20, 2 epochs over
+# 10,000 images) the VAE switches most of its 20 units off in its first epoch while the IWAE
+# keeps them all; a run that short is not the regime the paper describes, so there the check
+# asks only for at least as many.
 #
 # **Check:** both NLL estimates are below the negative ELBOs (the bound is tighter than the
 # ELBO for either model); the IWAE's bound is better than the VAE's by more than 4 paired
-# standard errors. At full size, the IWAE keeps more units active than the VAE. In fast mode
-# (a smaller model, 2 epochs on 10,000 images) neither model has had time to switch units
-# off, so the unit counts are printed but not compared.
+# standard errors; at full size the IWAE keeps more units active than the VAE (in fast mode,
+# at least as many).
 
 # %%
 for name, r in reports.items():
     assert r["nll"] < r["nelbo"], (name, r["nll"], r["nelbo"])
     assert 0 <= r["active_units"] <= Z_DYN
 assert gain.mean() > 4 * gain_se, (gain.mean(), gain_se)
-if not FAST:
-    assert au_iwae > au_vae, (au_iwae, au_vae)
+assert au_iwae > au_vae if not FAST else au_iwae >= au_vae, (au_iwae, au_vae)
 
 # %% [markdown]
 # ### The paper's table, one command a row
@@ -1293,10 +1308,17 @@ assert np.isfinite(weighted_dout(np.array([[-2000.0, -2001.0]]), np.ones((2, 1))
 # * Average weights in log space with log-sum-exp: naive exponentials underflow or overflow
 #   on real VAE numbers, in float32 at once and in float64 soon after.
 # * Report the model, the training budget, the binarization, the $k$ and the test set used.
-#   Our few-epoch 784-200-20 VAE lands a few nats behind the published results, for reasons
-#   we can name.
+#   Our few-epoch 784-200-20 VAE does not reach the published results, for reasons we can
+#   name. The runs that reproduce the published rows are the recipes of section 8
+#   (`minivae train --recipe burda2015-vae`, ...), and what they measured is in the README's
+#   results table.
+# * Training on the bound: $\nabla \log \frac1k \sum_i w_i = \sum_i \tilde w_i \nabla \log w_i$,
+#   with $\tilde w$ the softmax of the log weights; $k = 1$ is the VAE with a sampled KL, equal
+#   to it in expectation. The samples that explain $x$ get the gradient, and the IWAE
+#   typically keeps more latent units active than the VAE.
 #
-# **Read more** ([REFERENCES.md](REFERENCES.md)): Burda et al. 2015 (the IWAE bound); Nowozin 2018
-# (its bias, by the delta method); Domke & Sheldon 2018 (importance weighting and variational
-# inference); Larochelle & Murray 2011 (the static binarization); Rezende & Mohamed 2015 and
-# Chadebec et al. 2022, Pythae (the published numbers).
+# **Read more** ([REFERENCES.md](REFERENCES.md)): Burda et al. 2015 (the IWAE bound, training on
+# it, active units); Nowozin 2018 (its bias, by the delta method); Domke & Sheldon 2018
+# (importance weighting and variational inference); Larochelle & Murray 2011 (the static
+# binarization); Glorot & Bengio 2010 (the initialisation of section 8); Rezende & Mohamed
+# 2015 and Chadebec et al. 2022, Pythae (the published numbers).
