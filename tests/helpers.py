@@ -105,3 +105,48 @@ def mean_and_se(samples, axis=0):
     samples = np.asarray(samples, dtype=np.float64)
     n = samples.shape[axis]
     return samples.mean(axis=axis), samples.std(axis=axis, ddof=1) / np.sqrt(n)
+
+
+# ---- command lines and run folders ----
+
+def one_error_line(capsys, code, expected=1):
+    """The exit status is ``expected`` and stderr holds exactly one line, `minivae: error: ...`;
+    that line."""
+    err = capsys.readouterr().err
+    assert code == expected, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("minivae: error: "), err
+    return lines[0]
+
+
+def refused_train(capsys, argv, out):
+    """`minivae train ARGV --out OUT` refused in one line, before OUT was created; the line."""
+    from minivae.cli import main
+    line = one_error_line(capsys, main(["train", *argv, "--out", str(out)]))
+    assert not out.exists()
+    return line
+
+
+def same_runs(a, b):
+    """Both run folders hold the same parameters, optimizer state (every optimizer's), RNG,
+    progress and metrics, bit for bit (only the epochs' wall-clock times may differ)."""
+    from minivae.run import checkpoint as ckpt
+    from minivae.run import folder as rf
+    (pa, oa, ma), (pb, ob, mb) = ckpt.load(a / rf.CHECKPOINT), ckpt.load(b / rf.CHECKPOINT)
+    assert pa.keys() == pb.keys() and oa.keys() == ob.keys()
+    for k in pa:
+        assert np.array_equal(pa[k], pb[k]), k
+    for k in oa:
+        assert np.array_equal(oa[k], ob[k]), k
+    assert ma["rng"] == mb["rng"] and ma["progress"] == mb["progress"]
+    rows = [[{k: v for k, v in r.items() if k != "epoch_seconds"} for r in m["history"]]
+            for m in (ma, mb)]
+    assert rows[0] == rows[1]
+
+
+def rewrite_npz(path, change):
+    """Load the .npz at ``path``, let change(arrays) edit the dict, write it back."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    change(arrays)
+    np.savez(path, **arrays)

@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import one_error_line
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_data import PAYLOAD, URLS, FakeServer
@@ -457,14 +458,6 @@ def _peak_bytes(call):
     return raised, peak
 
 
-def _one_error_line(capsys, code, expected=1):
-    err = capsys.readouterr().err
-    assert code == expected, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("minivae: error: "), err
-    return lines[0]
-
-
 @pytest.mark.parametrize("edit, words", [
     ({"model": {**TOY_VAE, **HUGE}}, "40,000,000,"),
     ({"model": {**TOY_VAE, "hidden": [1] * 1000}}, "at most 64"),
@@ -491,7 +484,7 @@ def test_a_hostile_config_json_is_refused_before_anything_is_allocated(tmp_path,
     assert words in str(raised) and str(run_dir / rf.CONFIG) in str(raised)
     assert peak < 20e6, peak
     assert not (run_dir / rf.CHECKPOINT).exists()
-    assert words in _one_error_line(capsys, main(["train", "--resume", "--out", str(run_dir),
+    assert words in one_error_line(capsys, main(["train", "--resume", "--out", str(run_dir),
                                                   "--quiet"]))
 
 
@@ -526,7 +519,7 @@ def test_a_checkpoint_whose_config_lies_about_its_size_is_refused(tmp_path, toy,
     assert peak < 20e6, peak
     for argv in (["evaluate", str(run_dir)], ["sample", str(run_dir)],
                  ["figures", str(run_dir)], ["train", "--resume", "--out", str(run_dir)]):
-        assert words in _one_error_line(capsys, main(argv))
+        assert words in one_error_line(capsys, main(argv))
 
 
 # ---------------------------------------------------------------- bad arrays
@@ -828,7 +821,7 @@ def test_divergence_on_the_command_line_one_line_last_good_checkpoint(tmp_path, 
     assert main(["train", *tiny, "--epochs", "1"]) == 0
     capsys.readouterr()
     good = ckpt.load(run_dir / rf.CHECKPOINT)[0]
-    line = _one_error_line(capsys, main(["train", "--resume", "--out", str(run_dir), "--epochs",
+    line = one_error_line(capsys, main(["train", "--resume", "--out", str(run_dir), "--epochs",
                                          "3", "--lr", "1e6", "--quiet"]))
     assert "training diverged" in line and "end of epoch 1" in line and "--lr 100000" in line
     model, meta = rf.load_model(run_dir)                      # loadable, and finite
@@ -938,8 +931,17 @@ def _paths(argv, run_dir, tmp_path):
 @pytest.mark.parametrize("argv, code, words", BAD_COMMAND_LINES,
                          ids=[" ".join(a) for a, _, _ in BAD_COMMAND_LINES])
 def test_every_command_refuses_bad_arguments_in_one_line(small_run, small_sprites, tmp_path,
-                                                         capsys, argv, code, words):
-    line = _one_error_line(capsys, main(_paths(argv, small_run, tmp_path)), expected=code)
+                                                         monkeypatch, capsys, argv, code, words):
+    """Run in tmp_path with training, evaluating and drawing replaced by stand-ins: a command
+    that is no longer refused fails here at once, and writes nothing (no runs/) where the
+    tests were started."""
+    monkeypatch.chdir(tmp_path)
+    _stand_ins(monkeypatch)
+    try:
+        status = main(_paths(argv, small_run, tmp_path))
+    except _Accepted:
+        pytest.fail(f"minivae {' '.join(argv)} was accepted: it got to where the work begins")
+    line = one_error_line(capsys, status, expected=code)
     assert words in line, line
     assert not (tmp_path / "NEW").exists()                     # refused before creating it
 
@@ -951,6 +953,19 @@ class _Accepted(Exception):
 
 def _accepted(*args, **kwargs):
     raise _Accepted
+
+
+def _stand_ins(monkeypatch):
+    """Training, evaluating and drawing raise _Accepted instead of beginning their work."""
+    import minivae.cli.train
+    import minivae.cli.view
+    import minivae.evaluate
+    import minivae.figures
+    monkeypatch.setattr(minivae.cli.train, "train", _accepted)
+    monkeypatch.setattr(minivae.evaluate, "evaluate", _accepted)
+    monkeypatch.setattr(minivae.cli.view, "evaluate_generative", _accepted)
+    monkeypatch.setattr(minivae.figures, "make_figures", _accepted)
+    monkeypatch.setattr(minivae.figures, "sample_grid", _accepted)
 
 
 TRAIN_FLAGS = ["--model", "--data", "--hidden", "--latent", "--likelihood", "--beta", "--epochs",
@@ -1023,13 +1038,7 @@ def test_random_command_lines_never_show_a_traceback(small_run, tmp_path, monkey
     monkeypatch.setitem(registry.DATASETS, small_minivae.NAME, small_minivae.info())
     monkeypatch.setattr(data, "load", _cached_load)
     monkeypatch.setattr(download, "_open_url", _offline)
-    import minivae.cli.train
-    import minivae.evaluate
-    import minivae.figures
-    monkeypatch.setattr(minivae.cli.train, "train", _accepted)
-    monkeypatch.setattr(minivae.evaluate, "evaluate", _accepted)
-    monkeypatch.setattr(minivae.figures, "make_figures", _accepted)
-    monkeypatch.setattr(minivae.figures, "sample_grid", _accepted)
+    _stand_ins(monkeypatch)
     try:
         code = main(_paths(argv, small_run, tmp_path))
     except _Accepted:
