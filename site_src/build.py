@@ -191,8 +191,7 @@ def executed(paths, fast, library, jobs, keep=False):
         with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
             futures = {path: pool.submit(run_lesson, path, fast, library) for path in todo}
             for path, future in futures.items():
-                future.result()                              # a failed lesson stops the build
-                done[path] = from_cache(path, fast, library)
+                done[path] = future.result()                 # a failed lesson stops the build
     return done
 
 
