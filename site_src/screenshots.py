@@ -27,7 +27,7 @@ def main(argv=None):
     from playwright.sync_api import sync_playwright
     lesson = course.select([args.lesson])[0].stem
     shots = [("index.html", None, "site-home.png"),
-             (f"lessons/{lesson}.html", "article img", "site-lesson.png"),
+             (f"lessons/{lesson}.html", "article details", "site-lesson.png"),  # a folded solution
              ("explorer.html", "#mnist-2d", "site-explorer.png")]
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
@@ -45,9 +45,11 @@ def main(argv=None):
                 page.goto(f"http://127.0.0.1:{httpd.server_port}/{path}")
                 page.wait_for_function("document.body.dataset.mathjax === 'done'")
                 page.wait_for_load_state("networkidle")
-                if anchor:
-                    page.locator(anchor).first.scroll_into_view_if_needed()
-                    page.evaluate("window.scrollBy(0, -120)")
+                if anchor:                          # one scroll down (up shows a button)
+                    page.evaluate("""(sel) => {
+                        const top = document.querySelector(sel).getBoundingClientRect().top;
+                        window.scrollTo(0, top + window.scrollY - 140);
+                    }""", anchor)
                 page.wait_for_timeout(500)
                 page.screenshot(path=str(Path(args.out) / name))
                 print(f"wrote {Path(args.out) / name}")
