@@ -936,12 +936,13 @@ assert np.all(np.abs(enc_z) < 5), np.abs(enc_z).max()  # ... but not on average
 # ### A VAE and an IWAE side by side
 #
 # Now train both on MNIST with the papers' protocol in miniature: the architecture of Burda
-# et al., 784-200-200-50 with tanh units and Glorot's initialisation (fast mode: 784-100-100-20),
-# a Bernoulli decoder, and **dynamic binarization**: `fit(..., binarize=True)` draws a fresh 0/1
-# image from each grey-level training image every epoch, $x_d \sim \mathrm{Bernoulli}(\text{grey}_d)$
-# (section 4 used the static binarization; the two give different numbers). Both models start
-# from the same weights and see the same images in the same order, for the same number of
-# epochs, with Adam at the short run's step size of section 4; the only difference is the loss.
+# et al., 784-200-200-50 with tanh units and the initialisation of Glorot & Bengio (2010)
+# (fast mode: 784-100-100-20), a Bernoulli decoder, and **dynamic binarization**:
+# `fit(..., binarize=True)` draws a fresh 0/1 image from each grey-level training image every
+# epoch, $x_d \sim \mathrm{Bernoulli}(\text{grey}_d)$ (section 4 used the static binarization;
+# the two give different numbers). Both models start from the same weights and see the same
+# images in the same order, for the same number of epochs, with Adam at the short run's step
+# size of section 4; the only difference is the loss.
 # An IWAE epoch costs more: its decoder runs on $k = 5$ samples of every image.
 #
 # The test images are binarized once, with a fixed seed, and a random `N_TEST_DYN` of the 10,000
