@@ -160,3 +160,46 @@ class Replay:
 
     def sample(self, n, rng=None):
         return np.resize(self.images, (n, self.images.shape[1]))
+
+
+def resumed_equals_straight(new_run, datasets):
+    """new_run(name, **train_config) makes a run folder of 3 epochs. Trained for 1, then
+    resumed to 3, it ends bit for bit where one trained straight does. -> the straight run's
+    history."""
+    from minivae.run import trainer as T
+    straight = new_run("straight")
+    history = T.train(straight, datasets=datasets, verbose=False)
+    resumed = new_run("resumed", epochs=1)
+    T.train(resumed, datasets=datasets, verbose=False)
+    T.train(resumed, datasets=datasets, verbose=False, epochs=3)
+    same_runs(straight, resumed)
+    return history
+
+
+def ctrl_c_then_resume(new_run, datasets, monkeypatch, cls, method, stopped=None):
+    """SIGINT raised in cls.method's 11th call: epoch 2 after 3 batches (the toy data: 7
+    batches an epoch, then one test pass). Training saves and stops; stopped(run), if given,
+    checks that checkpoint; resumed, the run ends bit for bit where an uninterrupted one does."""
+    import signal
+
+    import pytest
+
+    from minivae.run import trainer as T
+    straight = new_run("straight")
+    T.train(straight, datasets=datasets, verbose=False)
+    run, original, calls = new_run("stopped"), getattr(cls, method), [0]
+
+    def stopping(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 7 + 1 + 3:
+            signal.raise_signal(signal.SIGINT)
+        return original(self, *args, **kwargs)
+    with monkeypatch.context() as mp:
+        mp.setattr(cls, method, stopping)
+        with pytest.raises(T.TrainingInterrupted,
+                           match=r"saved a checkpoint \(epoch 2, after batch 3"):
+            T.train(run, datasets=datasets, verbose=False)
+    if stopped is not None:
+        stopped(run)
+    T.train(run, datasets=datasets, verbose=False)
+    same_runs(straight, run)

@@ -4,11 +4,16 @@ checkpoints refused in one line."""
 
 import dataclasses
 import json
-import signal
 
 import numpy as np
 import pytest
-from helpers import one_error_line, refused_train, rewrite_npz, same_runs
+from helpers import (
+    ctrl_c_then_resume,
+    one_error_line,
+    refused_train,
+    resumed_equals_straight,
+    rewrite_npz,
+)
 from small_data import SMALL_CLASSIFIER, every, quality_classifier
 
 from minivae import data
@@ -57,33 +62,15 @@ def test_checkpoint_holds_both_networks_and_both_optimizers(tmp_path, toy):
 
 
 def test_resumed_gan_ends_bit_identical(tmp_path, toy):
-    straight = _run(tmp_path, "straight")
-    T.train(straight, datasets=toy, verbose=False)
-    resumed = _run(tmp_path, "resumed", epochs=1)
-    T.train(resumed, datasets=toy, verbose=False)
-    T.train(resumed, datasets=toy, verbose=False, epochs=3)
-    same_runs(straight, resumed)
+    resumed_equals_straight(lambda name, **cfg: _run(tmp_path, name, **cfg), toy)
 
 
 def test_ctrl_c_mid_epoch_then_resume_is_bit_identical(tmp_path, toy, monkeypatch):
-    straight = _run(tmp_path, "straight")
-    T.train(straight, datasets=toy, verbose=False)
-    stopped = _run(tmp_path, "stopped")
-    calls, original = [0], GAN.d_loss
-
-    def d_loss(self, x, z=None):
-        calls[0] += 1
-        if calls[0] == 7 + 1 + 3:           # epoch 1 (7 batches, 1 test pass), then 3 batches
-            signal.raise_signal(signal.SIGINT)
-        return original(self, x, z)
-    monkeypatch.setattr(GAN, "d_loss", d_loss)
-    with pytest.raises(T.TrainingInterrupted, match=r"saved a checkpoint \(epoch 2, after batch 3"):
-        T.train(stopped, datasets=toy, verbose=False)
-    _, optim, meta = ckpt.load(stopped / rf.CHECKPOINT)
-    assert meta["progress"]["batch"] == 3 and int(optim["generator.t"]) == 7 + 3
-    monkeypatch.undo()
-    T.train(stopped, datasets=toy, verbose=False)
-    same_runs(straight, stopped)
+    def stopped(run):
+        _, optim, meta = ckpt.load(run / rf.CHECKPOINT)
+        assert meta["progress"]["batch"] == 3 and int(optim["generator.t"]) == 7 + 3
+    ctrl_c_then_resume(lambda name, **cfg: _run(tmp_path, name, **cfg), toy, monkeypatch,
+                       GAN, "d_loss", stopped)
 
 
 @pytest.mark.parametrize("change, words", [

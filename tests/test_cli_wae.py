@@ -1,14 +1,20 @@
 """`minivae train --model wae`: the run folder of an autoencoder with its MMD term and its
 flags, resumed bit for bit, evaluated (reconstruction, MMD, sample quality) and drawn; and the
-sample-quality score, which must read 0 for real images and more for anything else."""
+sample-quality score: about 0 for real images, clearly more for a collapse to one shape, the
+mean image or noise."""
 
 import dataclasses
 import json
-import signal
 
 import numpy as np
 import pytest
-from helpers import Replay, one_error_line, refused_train, same_runs
+from helpers import (
+    Replay,
+    ctrl_c_then_resume,
+    one_error_line,
+    refused_train,
+    resumed_equals_straight,
+)
 from small_data import SMALL_CLASSIFIER, every, quality_classifier
 
 from minivae import data, losses, mmd
@@ -16,7 +22,6 @@ from minivae.cli import main
 from minivae.models import WAE
 from minivae.run import folder as rf
 from minivae.run import generative
-from minivae.run import trainer as T
 from minivae.run.config import TrainConfig
 
 _small_sprites = every(16)          # 432 training and 48 test images
@@ -35,34 +40,16 @@ def _run(tmp_path, name, model=WAE_CONFIG, **cfg):
 @pytest.mark.parametrize("model", [WAE_CONFIG, {**WAE_CONFIG, "kernel": "rbf",
                                                 "output": "mse"}])
 def test_resumed_wae_ends_bit_identical(tmp_path, toy, model):
-    straight = _run(tmp_path, "straight", model)
-    history = T.train(straight, datasets=toy, verbose=False)
+    history = resumed_equals_straight(lambda name, **cfg: _run(tmp_path, name, model, **cfg),
+                                      toy)
     row = history[-1]
     assert {"train_recon", "train_mmd", "test_recon", "test_mmd"} <= set(row)
     assert row["train_loss"] == pytest.approx(row["train_recon"] + 10 * row["train_mmd"])
-    resumed = _run(tmp_path, "resumed", model, epochs=1)
-    T.train(resumed, datasets=toy, verbose=False)
-    T.train(resumed, datasets=toy, verbose=False, epochs=3)
-    same_runs(straight, resumed)
 
 
 def test_ctrl_c_mid_epoch_then_resume_is_bit_identical(tmp_path, toy, monkeypatch):
-    straight = _run(tmp_path, "straight")
-    T.train(straight, datasets=toy, verbose=False)
-    stopped = _run(tmp_path, "stopped")
-    calls, original = [0], WAE.loss
-
-    def loss(self, x, z_prior=None):
-        calls[0] += 1
-        if calls[0] == 7 + 1 + 3:           # epoch 1 (7 batches, 1 test pass), then 3 batches
-            signal.raise_signal(signal.SIGINT)
-        return original(self, x, z_prior)
-    monkeypatch.setattr(WAE, "loss", loss)
-    with pytest.raises(T.TrainingInterrupted, match=r"saved a checkpoint \(epoch 2, after batch 3"):
-        T.train(stopped, datasets=toy, verbose=False)
-    monkeypatch.undo()
-    T.train(stopped, datasets=toy, verbose=False)
-    same_runs(straight, stopped)
+    ctrl_c_then_resume(lambda name, **cfg: _run(tmp_path, name, **cfg), toy, monkeypatch,
+                       WAE, "loss")
 
 
 @pytest.fixture(scope="module")
