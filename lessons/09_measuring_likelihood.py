@@ -1120,9 +1120,9 @@ assert au_iwae > au_vae if not FAST else au_iwae >= au_vae, (au_iwae, au_vae)
 # minivae train --recipe static-iwae5     --out runs/static-iwae5   # the same, IWAE k = 5
 # ```
 #
-# Each takes hours on a laptop's CPU, and a run stopped with Ctrl-C continues with `--resume`.
-# A `-short` version of each (`burda2015-vae-short`, ...) runs the first seven of the eight
-# stages, 1,093 epochs, and says so in its run folder. What these commands measured, each row
+# Each takes hours on a laptop's CPU; a run stopped with Ctrl-C continues with
+# `minivae train --resume --out DIR`. A `-short` version of each (`burda2015-vae-short`, ...)
+# runs the first seven of the eight stages, 1,093 epochs, and says so in its run folder. What these commands measured, each row
 # with its command, epochs and wall time beside the published figure, is the results table of
 # the top-level [README](../README.md); this lesson quotes none of those numbers, it shows where
 # they come from. **Check** that the recipes are what this section says:
