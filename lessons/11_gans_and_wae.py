@@ -562,7 +562,8 @@ plt.show()
 #   root. This is the KID (Bińkowski et al. 2018) with minivae's kernel;
 # * as a mean and standard error over 10 blocks of 200 samples and 200 test images.
 #
-# Held-out real images are the floor: their score is 0 up to its standard error.
+# Held-out real images are the reference: their score is 0 up to its standard error (an unbiased
+# estimate, so it can come out a little below 0).
 
 # %%
 clf = FeatureClassifier(784, rng=0)

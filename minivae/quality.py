@@ -18,7 +18,8 @@ Why these choices:
   test images, set once, so every model is scored with the same kernel.
 
 The score is reported as a mean and standard error over disjoint blocks of samples. Real
-images scored against the test set give 0 within its standard error: the floor.
+images scored against the test set give 0 within its standard error (the estimator is unbiased,
+so single estimates scatter around 0 and can be negative).
 """
 
 import numpy as np
