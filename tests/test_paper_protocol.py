@@ -184,3 +184,28 @@ def test_a_run_of_an_iwae_refuses_a_warm_up(tmp_path, toy3):
     d = _run(tmp_path, "run", warmup=2)
     with pytest.raises(InputError, match="warmup applies to models with a KL term"):
         T.train(d, datasets=toy3, verbose=False)
+
+
+def test_the_per_epoch_test_loss_of_an_iwae_decodes_as_many_rows_as_a_vaes():
+    """mean_terms passes EVAL_BATCH // k examples at a time: k rows each."""
+    import tracemalloc
+
+    from minivae.models import IWAE as IWAEModel
+    from minivae.run.callbacks import EVAL_BATCH, mean_terms
+    x = (np.random.default_rng(0).random((EVAL_BATCH, 784)) < 0.2).astype(np.float32)
+    peaks = {}
+    for k in (1, 40):
+        model = IWAEModel(784, hidden=(200, 200), z_dim=50, k=k, rng=0)
+        tracemalloc.start()
+        mean_terms(model, x, "test_")
+        peaks[k] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peaks[40] < 2 * peaks[1], peaks          # not 40 times
+
+
+def test_a_run_made_from_an_older_recipe_version_is_still_valid():
+    TrainConfig(recipe="burda2015-vae@1").check()
+    TrainConfig(recipe="burda2015-vae@7").check()
+    for bad in ("burda2015-vae", "burda2015-vae@0", "nope@1"):
+        with pytest.raises(InputError, match="recipe"):
+            TrainConfig(recipe=bad).check()

@@ -77,8 +77,9 @@ def mean_terms(model, x, prefix):
     loss is ``model.loss``, a GAN's ``d_loss``."""
     p = Progress(epochs=0, batches=0)
     loss = getattr(model, "d_loss", None) or model.loss
-    for i in range(0, len(x), EVAL_BATCH):
-        xb = x[i:i + EVAL_BATCH]
+    batch = max(1, EVAL_BATCH // getattr(model, "k", 1))   # an IWAE decodes k rows an example
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch]
         p.add(loss(xb), getattr(model, "last", {}), len(xb))
     return {prefix + k: v / p.seen for k, v in p.sums.items()}
 

@@ -230,7 +230,10 @@ class RecipeName:
     """None, or a recipe's "NAME@VERSION"; the flag takes NAME (or NAME@VERSION)."""
 
     def check(self, name, v):
-        if v is not None and v not in {recipes.label(r) for r in recipes.RECIPES}:
+        """Any version of a known recipe: a run made from an older version still resumes."""
+        known = isinstance(v, str) and v.partition("@")[0] in recipes.RECIPES and \
+            v.partition("@")[2].isdigit() and int(v.partition("@")[2]) >= 1
+        if v is not None and not known:
             raise InputError(f"{name} must be one of {', '.join(recipes.RECIPES)} (as "
                              f"NAME@VERSION), got {v!r}")
 
