@@ -1120,12 +1120,14 @@ assert au_iwae > au_vae if not FAST else au_iwae >= au_vae, (au_iwae, au_vae)
 # minivae train --recipe static-iwae5     --out runs/static-iwae5   # the same, IWAE k = 5
 # ```
 #
-# Each takes hours on a laptop's CPU; a run stopped with Ctrl-C continues with
+# Each takes a day or more on a laptop's CPU (the README's table gives the times measured on
+# this project's machine; IWAE k = 50 takes weeks); a run stopped with Ctrl-C continues with
 # `minivae train --resume --out DIR`. A `-short` version of each (`burda2015-vae-short`, ...)
-# runs the first seven of the eight stages, 1,093 epochs, and says so in its run folder. What these commands measured, each row
-# with its command, epochs and wall time beside the published figure, is the results table of
-# the top-level [README](../README.md); this lesson quotes none of those numbers, it shows where
-# they come from. **Check** that the recipes are what this section says:
+# runs the first seven of the eight stages, 1,093 epochs, and says so in its run folder. Where
+# these commands stand, each row with its command, epochs and wall time beside the published
+# figure, is the table "The importance-weighted autoencoder paper's table" of the top-level
+# [README](../README.md); this lesson quotes none of those numbers, it shows where they come
+# from. **Check** that the recipes are what this section says:
 
 # %%
 for name in ("burda2015-vae", "burda2015-iwae5", "burda2015-iwae50", "static-vae",
