@@ -290,18 +290,21 @@ COURSE_PAGES = {"NOTATION.md": "notation.md", "REFERENCES.md": "references.md"}
 
 def relink(text, where=""):
     """Links between lessons/ files as links between their pages, from a page in ``where``
-    ("" or "lessons/"): NN_name.py -> lessons/NN_name.md, NOTATION.md -> notation.md."""
+    ("" or "lessons/"): NN_name.py -> lessons/NN_name.md, NOTATION.md -> notation.md. A link
+    to another file of the repository, which the site does not hold, becomes its path."""
     targets = {p.name: f"lessons/{p.stem}.md" for p in lesson_files()} | COURSE_PAGES
     up = "../" * where.count("/")
 
     def page(m):
-        target, anchor = targets.get(m.group(1)), m.group(2) or ""
+        label, name, anchor = m.group(1), m.group(2), m.group(3) or ""
+        target = targets.get(name)
         if target is None:
-            return m.group(0)
+            path = os.path.normpath(os.path.join("lessons", name))
+            return f"{label} (`{path}` in the repository)"
         if where and target.startswith(where):
-            return f"]({target[len(where):]}{anchor})"
-        return f"]({up}{target}{anchor})"
-    return re.sub(r"\]\((?:\./)?([\w.]+\.(?:py|md))(#[\w-]*)?\)", page, text)
+            return f"[{label}]({target[len(where):]}{anchor})"
+        return f"[{label}]({up}{target}{anchor})"
+    return re.sub(r"\[([^\]]*)\]\((?:\./)?([\w./-]+\.(?:py|md))(#[\w-]*)?\)", page, text)
 
 
 def write_course_pages():
