@@ -116,6 +116,7 @@ def one_error_line(capsys, code, expected=1):
     assert code == expected, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("minivae: error: "), err
+    assert "Traceback" not in err
     return lines[0]
 
 

@@ -9,6 +9,7 @@ from dataclasses import fields
 
 import numba
 import pytest
+from helpers import one_error_line
 
 from minivae import data
 from minivae.cli import main
@@ -45,16 +46,6 @@ def _small_sprites():
         yield
 
 
-def _one_error_line(capsys, code, expected=1):
-    """Assert exit status `expected` and exactly one `minivae: error:` line on stderr."""
-    err = capsys.readouterr().err
-    assert code == expected, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("minivae: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
-
-
 @pytest.mark.parametrize("command", SUBCOMMANDS, ids=" ".join)
 def test_help_works_for_every_subcommand(command, capsys):
     assert main([*command, "--help"]) == 0
@@ -78,7 +69,7 @@ def test_help_works_for_every_subcommand(command, capsys):
     (["data", "fetch", "imagenet"], "invalid choice"),
 ])
 def test_bad_command_lines_give_one_line(argv, words, capsys):
-    line = _one_error_line(capsys, main(argv), expected=2)
+    line = one_error_line(capsys, main(argv), expected=2)
     assert words in line
 
 
@@ -96,7 +87,7 @@ def test_bad_command_lines_give_one_line(argv, words, capsys):
 ])
 def test_user_errors_give_one_line(argv, words, tmp_path, capsys):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    assert words in _one_error_line(capsys, main(argv))
+    assert words in one_error_line(capsys, main(argv))
 
 
 def test_offline_fetch_gives_one_line(tmp_path, monkeypatch, capsys):
@@ -106,9 +97,9 @@ def test_offline_fetch_gives_one_line(tmp_path, monkeypatch, capsys):
     def offline(url, timeout=None):
         raise OSError("Network is unreachable")
     monkeypatch.setattr(download, "_open_url", offline)
-    line = _one_error_line(capsys, main(["data", "fetch", "mnist"]))
+    line = one_error_line(capsys, main(["data", "fetch", "mnist"]))
     assert "MINIVAE_DATA_MIRROR" in line
-    line = _one_error_line(capsys, main(["train", "--data", "mnist", "--out",
+    line = one_error_line(capsys, main(["train", "--data", "mnist", "--out",
                                          str(tmp_path / "run"), "--quiet"]))
     assert "could not be downloaded" in line
 
@@ -157,7 +148,7 @@ def test_evaluate_json_and_table(tiny_run, capsys):
     assert main(["evaluate", str(tiny_run), "--iwae-k", "0"]) == 0
     out = capsys.readouterr().out
     assert "negative ELBO" in out and "active units" in out and "mean sigma^2" in out
-    assert "sprites" in _one_error_line(capsys, main(["evaluate", str(tiny_run), "--split",
+    assert "sprites" in one_error_line(capsys, main(["evaluate", str(tiny_run), "--split",
                                                       "valid"]))
 
 
@@ -171,10 +162,10 @@ def test_sample_and_figures(tiny_run, tmp_path, capsys):
 
 def test_existing_run_folder_is_refused_without_resume(tiny_run, capsys):
     before = (tiny_run / "checkpoint.npz").read_bytes()
-    line = _one_error_line(capsys, main(["train", *TINY, "--out", str(tiny_run)]))
+    line = one_error_line(capsys, main(["train", *TINY, "--out", str(tiny_run)]))
     assert "--resume" in line
     assert (tiny_run / "checkpoint.npz").read_bytes() == before
-    line = _one_error_line(capsys, main(["train", "--resume", "--out", str(tiny_run),
+    line = one_error_line(capsys, main(["train", "--resume", "--out", str(tiny_run),
                                          "--hidden", "32"]))
     assert "--hidden 32 differs" in line
 
@@ -190,7 +181,7 @@ def test_resume_trains_on(tiny_run, capsys):
         assert main(["train", "--resume", "--out", str(tiny_run), "--quiet"]) == 0
     assert "nothing to do" in capsys.readouterr().err
     assert reads == [tiny_run / "checkpoint.npz"]
-    line = _one_error_line(capsys, main(["train", "--resume", "--out", str(tiny_run),
+    line = one_error_line(capsys, main(["train", "--resume", "--out", str(tiny_run),
                                          "--epochs", "1"]))
     assert "fewer than the 2 epochs" in line
 
@@ -229,7 +220,7 @@ def test_corrupt_checkpoint_gives_one_line(tmp_path, tiny_run, capsys):
     run.mkdir()
     (run / "config.json").write_bytes((tiny_run / "config.json").read_bytes())
     (run / "checkpoint.npz").write_bytes((tiny_run / "checkpoint.npz").read_bytes()[:5000])
-    line = _one_error_line(capsys, main(["evaluate", str(run)]))
+    line = one_error_line(capsys, main(["evaluate", str(run)]))
     assert "not a minivae checkpoint" in line
 
 
@@ -255,7 +246,7 @@ def test_pca_run(tmp_path, capsys):
     assert main(["evaluate", str(run), "--json"]) == 0
     m = json.loads(capsys.readouterr().out)
     assert m["model"] == "pca" and m["mse"] > 0 and "nll" not in m
-    assert "no prior" in _one_error_line(capsys, main(["sample", str(run)]))
+    assert "no prior" in one_error_line(capsys, main(["sample", str(run)]))
 
 
 def _python_m(*args):

@@ -17,7 +17,8 @@ import subprocess
 import sys
 
 import pytest
-from test_faults import HELPER, _env, _one_error_line, small_minivae
+from helpers import one_error_line
+from test_faults import HELPER, _env, small_minivae
 
 from minivae import data
 from minivae.cli import main
@@ -34,7 +35,7 @@ def test_a_tilde_for_a_user_that_does_not_exist_is_one_line(monkeypatch, capsys,
     monkeypatch.delenv("MINIVAE_DATA_MIRROR", raising=False)
     monkeypatch.setenv(variable, f"{NOBODY}/data")
     for argv in (["data", "list"], ["data", "fetch", "mnist"]):
-        line = _one_error_line(capsys, main(argv))
+        line = one_error_line(capsys, main(argv))
         assert line == (f"minivae: error: {variable}='{NOBODY}/data': cannot expand {NOBODY} "
                         f"(no user '{NOBODY[1:]}' on this machine); set {variable} to a folder "
                         f"path" + (", e.g. $HOME/minivae-data" if variable.endswith("DIR")

@@ -32,8 +32,9 @@ import zipfile
 
 import numpy as np
 import pytest
+from helpers import one_error_line
 from test_data import PAYLOAD, URLS, FakeServer
-from test_faults import _one_error_line, small_minivae
+from test_faults import small_minivae
 
 from minivae import data
 from minivae.cli import main
@@ -134,7 +135,7 @@ def test_a_run_file_that_is_not_a_regular_file_is_refused_in_one_line(small_run,
         argv = (["evaluate", str(run_dir), "--iwae-k", "0"] if command == "evaluate" else
                 ["train", "--resume", "--out", str(run_dir), "--epochs", "2", "--quiet"])
         with _within(5):
-            line = _one_error_line(capsys, main(argv))
+            line = one_error_line(capsys, main(argv))
         assert str(path) in line and WORDS[kind] in line, line
     assert path.exists() or path.is_symlink()                  # nothing of the user's removed
 
@@ -177,7 +178,7 @@ def test_a_mirror_file_that_is_not_a_regular_file_is_an_error(tiny, monkeypatch,
     _plant(mirror / f.relpath, kind, f.size)
     monkeypatch.setenv("MINIVAE_DATA_MIRROR", str(mirror))
     with _within(5):
-        line = _one_error_line(capsys, main(["data", "fetch", "tiny"]))
+        line = one_error_line(capsys, main(["data", "fetch", "tiny"]))
     assert f"mirror file {mirror / f.relpath}" in line and WORDS[kind] in line, line
     assert server.requested == []                              # the mirror is never "fixed"
 
@@ -197,7 +198,7 @@ def test_a_cached_data_file_that_is_not_a_regular_file_is_downloaded_again(tiny,
 def test_a_folder_in_place_of_a_cached_data_file_is_refused(tiny, capsys):
     f, server = tiny
     (data.data_dir() / f.relpath).mkdir(parents=True)
-    line = _one_error_line(capsys, main(["data", "fetch", "tiny"]))
+    line = one_error_line(capsys, main(["data", "fetch", "tiny"]))
     assert "is a folder where a data file belongs; remove it" in line
     assert server.requested == []
 
@@ -315,12 +316,12 @@ def test_a_damaged_value_in_a_checkpoint_is_refused_where_it_is_loaded(small_run
     before = path.read_bytes()
     resume = ["train", "--resume", "--out", str(run_dir), "--epochs", "2", "--quiet",
               "--iwae-k", "0", "--no-figures"]
-    line = _one_error_line(capsys, main(resume))
+    line = one_error_line(capsys, main(resume))
     assert words in line and str(path) in line, line
     assert "diverged" not in line and "--lr" not in line
     evaluate = ["evaluate", str(run_dir), "--iwae-k", "0"]
     if evaluate_reads_it:
-        assert words in _one_error_line(capsys, main(evaluate))
+        assert words in one_error_line(capsys, main(evaluate))
     else:                                     # the optimizer's state: evaluating needs none
         assert main(evaluate) == 0
     assert path.read_bytes() == before

@@ -24,8 +24,9 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import one_error_line
 from test_data import PAYLOAD, URLS, FakeServer
-from test_faults import TOY_VAE, _one_error_line, _toy_run, small_minivae
+from test_faults import TOY_VAE, _toy_run, small_minivae
 
 from minivae import data
 from minivae.cli import main, view
@@ -175,7 +176,7 @@ def test_a_run_stopped_mid_epoch_is_evaluated_as_such(small_sprites, tmp_path, m
     m = json.loads(capsys.readouterr().out)
     assert (m["epochs"], m["batches"]) == (1, 3)
     assert "after 1 epoch and 3 batches of epoch 2;" in view.table(m)
-    line = _one_error_line(capsys, main(["train", "--resume", "--out", str(run_dir),
+    line = one_error_line(capsys, main(["train", "--resume", "--out", str(run_dir),
                                          "--epochs", "1"]))
     assert "has trained 1 epoch and 3 batches of epoch 2, which cannot be undone" in line
     assert main(["train", "--resume", "--out", str(run_dir), "--epochs", "2", "--iwae-k",
@@ -266,7 +267,7 @@ def test_offline_a_damaged_cached_file_is_one_line_naming_the_damage(monkeypatch
     path = tmp_path / "cache" / f.relpath
     path.parent.mkdir(parents=True)
     path.write_bytes(PAYLOAD[:-1] + b"!")
-    line = _one_error_line(capsys, main(["data", "fetch", "tiny"]))
+    line = one_error_line(capsys, main(["data", "fetch", "tiny"]))
     assert line.startswith(f"minivae: error: file damaged: the copy of tiny/tiny.bin at {path} "
                            "was not usable (its SHA-256 is ")
     assert line.endswith("was removed; it could not be downloaded again; offline? set "
