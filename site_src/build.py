@@ -175,7 +175,8 @@ def run_lesson(path, fast, library):
 
 
 def executed(paths, fast, library, jobs, keep=False):
-    """{path: (notebook with outputs, seconds)}: from the cache, or run ``jobs`` at a time."""
+    """{path: (notebook with outputs, seconds)}: from the cache, or run ``jobs`` at a time; an
+    appendix (A_...: it times BLAS and threads on the machine as it is) runs alone, after."""
     from concurrent.futures import ProcessPoolExecutor
     done, todo = {}, []
     for path in paths:
@@ -188,11 +189,15 @@ def executed(paths, fast, library, jobs, keep=False):
     if todo:
         say(f"running {len(todo)} lessons in {'fast mode' if fast else 'full size'}, "
             f"{jobs} at a time: {' '.join(p.stem for p in todo)}")
-        with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {path: pool.submit(run_lesson, path, fast, library) for path in todo}
+        alone = [p for p in todo if not p.stem[0].isdigit()]  # the appendix times the machine:
+        with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:   # never beside a lesson
+            futures = {path: pool.submit(run_lesson, path, fast, library)
+                       for path in todo if path not in alone}
             for path, future in futures.items():
                 done[path] = future.result()                 # a failed lesson stops the build
-    return done
+        for path in alone:
+            done[path] = run_lesson(path, fast, library)
+    return {path: done[path] for path in paths}
 
 
 # ---- a notebook as a Markdown page ----
