@@ -177,6 +177,7 @@ def run_lesson(path, fast, library):
 def executed(paths, fast, library, jobs, keep=False):
     """{path: (notebook with outputs, seconds)}: from the cache, or run ``jobs`` at a time; an
     appendix (A_...: it times BLAS and threads on the machine as it is) runs alone, after."""
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     done, todo = {}, []
     for path in paths:
@@ -189,8 +190,11 @@ def executed(paths, fast, library, jobs, keep=False):
     if todo:
         say(f"running {len(todo)} lessons in {'fast mode' if fast else 'full size'}, "
             f"{jobs} at a time: {' '.join(p.stem for p in todo)}")
-        alone = [p for p in todo if not p.stem[0].isdigit()]  # the appendix times the machine:
-        with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:   # never beside a lesson
+        alone = [p for p in todo if not p.stem[0].isdigit()]  # the appendix: never beside one
+        # spawned, not forked: a forked copy of a process that has threads (BLAS's, pytest's)
+        # can wait forever on a lock one of those threads held
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=spawn) as pool:
             futures = {path: pool.submit(run_lesson, path, fast, library)
                        for path in todo if path not in alone}
             for path, future in futures.items():
