@@ -1120,8 +1120,8 @@ assert au_iwae > au_vae if not FAST else au_iwae >= au_vae, (au_iwae, au_vae)
 # minivae train --recipe static-iwae5     --out runs/static-iwae5   # the same, IWAE k = 5
 # ```
 #
-# Each takes a day or more on a laptop's CPU (the README's table gives the times measured on
-# this project's machine; IWAE k = 50 takes weeks); a run stopped with Ctrl-C continues with
+# Each takes hours to days on a laptop's CPU (the README's table gives the times measured on
+# this project's machine; IWAE k = 50 about a week); a run stopped with Ctrl-C continues with
 # `minivae train --resume --out DIR`. A `-short` version of each (`burda2015-vae-short`, ...)
 # runs the first seven of the eight stages, 1,093 epochs, and says so in its run folder. Where
 # these commands stand, each row with its command, epochs and wall time beside the published
