@@ -17,7 +17,10 @@ from minivae.run import trainer as T
 from minivae.run.config import TrainConfig
 from minivae.schedules import burda2015
 from minivae.train import Progress
+from tests.small_data import every
 from tests.test_train import _same
+
+_small_sprites = every(16)         # sprites runs below take seconds, also without the JIT
 
 IWAE = {"model": "iwae", "x_dim": 16, "hidden": [8], "z_dim": 2, "k": 3, "activation": "tanh",
         "init": "glorot"}
@@ -118,13 +121,16 @@ def test_flags_that_do_not_fit_are_refused_in_one_line(tmp_path, flags, message)
     assert not (tmp_path / "run").exists()
 
 
-def test_the_command_line_trains_an_iwae_with_validation_and_evaluates_its_best(tmp_path):
-    out = minivae("train", "--data", "sprites", "--objective", "iwae", "--k", "3",
-                  "--activation", "tanh", "--init", "glorot", "--hidden", "16", "--latent", "2",
-                  "--epochs", "2", "--validation", "on", "--adam-eps", "1e-4", "--no-figures",
-                  "--iwae-k", "5", "--quiet", "--out", str(tmp_path / "run"), cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
+def test_the_command_line_trains_an_iwae_with_validation_and_evaluates_its_best(
+        tmp_path, monkeypatch, capsys):
+    from minivae.cli import main
+    monkeypatch.chdir(tmp_path)
     run = tmp_path / "run"
+    code = main(["train", "--data", "sprites", "--objective", "iwae", "--k", "3",
+                 "--activation", "tanh", "--init", "glorot", "--hidden", "16", "--latent", "2",
+                 "--epochs", "2", "--validation", "on", "--adam-eps", "1e-4", "--no-figures",
+                 "--iwae-k", "5", "--quiet", "--out", str(run)])
+    assert code == 0, capsys.readouterr().err
     config = json.loads((run / rf.CONFIG).read_text())
     assert config["model"]["model"] == "iwae" and config["model"]["k"] == 3
     assert config["train"]["validation"] == "on"
@@ -132,8 +138,9 @@ def test_the_command_line_trains_an_iwae_with_validation_and_evaluates_its_best(
     assert ev["checkpoint"] == rf.BEST and ev["nll_se"] > 0
     rows = [json.loads(line) for line in (run / rf.METRICS).read_text().splitlines()]
     assert ev["epochs"] == 1 + int(np.argmin([row["valid_loss"] for row in rows]))
-    again = minivae("train", "--resume", "--out", str(run), "--k", "4", cwd=tmp_path)
-    assert again.returncode != 0 and "--k 4 differs from the run's 3" in again.stderr
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(run), "--k", "4"]) != 0
+    assert "--k 4 differs from the run's 3" in capsys.readouterr().err
 
 
 # ---- recipes ----

@@ -129,14 +129,13 @@ class Visit:
 
 
 def site_builder():
-    """site_src/build.py as a module."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("minivae_site_build",
-                                                  REPO / "site_src" / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module                 # its lesson runner is sent to workers
-    spec.loader.exec_module(module)
-    return module
+    """site_src/build.py as the module ``build``: the processes it spawns to run lessons get
+    this sys.path, so they import it (and its lesson runner) by the same name."""
+    import importlib
+    folder = str(REPO / "site_src")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module("build")
 
 
 def pages(site):
