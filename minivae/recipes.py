@@ -13,10 +13,11 @@ the same on the statically binarized MNIST (VAE 88.71, IWAE k = 5 87.63); there 
 out the official 10,000 validation images and evaluates the epoch that did best on them.
 
 A "-short" recipe is the same with the first seven of the eight stages (1093 epochs, the rate
-down to 1.4e-4 instead of 1e-4): clearly not the paper's schedule, and a third of its time. On a
-2-core laptop core a step of the VAE takes about 3 ms, of the IWAE about k / 2 times that
-(batch 20 k rows): the full VAE schedule takes about half a day, IWAE k = 5 about a day,
-k = 50 about a week; the -short ones a third of that.
+down to 1.4e-4 instead of 1e-4): clearly not the paper's schedule, and a third of its time. How
+long a recipe takes on one machine: the median of its run's ``epoch_seconds`` in metrics.jsonl
+times its epochs (the README gives them for this project's runs); an IWAE step decodes k rows
+an example, so k = 50 takes about ten times as long as k = 5.
+
 Flags given beside --recipe override its values (and make the run not the recipe's). A
 recipe's version is saved with the run, in config.json, as "recipe": "NAME@VERSION".
 """

@@ -5,6 +5,7 @@ import signal
 
 import numpy as np
 import pytest
+from helpers import same_runs
 
 from minivae.data import Dataset
 from minivae.errors import InputError
@@ -24,17 +25,8 @@ def _run(tmp_path, name, toy, model=VAE_CONFIG, **cfg):
 
 def _same(a, b):
     """Assert two run folders hold identical parameters, optimizer state, RNGs and metrics."""
-    pa, oa, ma = ckpt.load(a / rf.CHECKPOINT)
-    pb, ob, mb = ckpt.load(b / rf.CHECKPOINT)
-    assert pa.keys() == pb.keys() and oa.keys() == ob.keys()
-    for k in pa:
-        assert np.array_equal(pa[k], pb[k]), k              # bit for bit
-    for k in oa:
-        assert np.array_equal(oa[k], ob[k]), k
-    assert ma["rng"] == mb["rng"] and ma["progress"] == mb["progress"]
-    strip = [[{k: v for k, v in row.items() if k != "epoch_seconds"} for row in m["history"]]
-             for m in (ma, mb)]
-    assert strip[0] == strip[1]
+    same_runs(a, b)                                         # bit for bit (tests/helpers.py)
+    _, _, ma = ckpt.load(a / rf.CHECKPOINT)
     lines = [json.loads(s) for s in (b / rf.METRICS).read_text().splitlines()]
     assert [row["epoch"] for row in lines] == list(range(1, len(ma["history"]) + 1))
 
