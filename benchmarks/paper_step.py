@@ -17,7 +17,8 @@ timing: every product and kernel does the same work whatever the pixel values.
 minivae trains with its own thread policy (at these sizes: 1 BLAS thread, no probe), PyTorch
 at its default (one thread a core) and as torch@1 at one thread. minivae's step is also split
 into its forward pass (``loss``), ``backward``, and the optimizer's step, by timing each
---steps times in the child.
+--steps times in the child; beside them, the step's matrix products alone, each timed on its
+own at its shape and summed: with Adam, the floor a step cannot go under.
 """
 
 import argparse
@@ -53,6 +54,7 @@ def minivae_child(batch, k, steps):
     rng = np.random.default_rng(1)
     parts = {"loss": 0.0, "backward": 0.0, "adam": 0.0}
     with Threads("auto", work=largest_product(model, batch * k)) as threads:
+        floor = products_ms(model, batch, k, rng)
         for i in range(WARMUP + steps):
             if i == WARMUP:
                 t0 = time.perf_counter()
@@ -70,8 +72,30 @@ def minivae_child(batch, k, steps):
             parts["backward"] += c - b
             parts["adam"] += d - c
         total = time.perf_counter() - t0
-    return {"step_ms": 1e3 * total / steps, "threads": threads.count,
+    return {"step_ms": 1e3 * total / steps, "threads": threads.count, "products_ms": floor,
             **{f"{p}_ms": 1e3 * s / steps for p, s in parts.items()}}
+
+
+def products_ms(model, batch, k, rng, reps=200):
+    """The step's matrix products alone, at the thread count in force: for every weight W
+    (D_in, D_out) of the encoder (batch rows) and the decoder (batch k rows), the forward
+    x @ W, the weight gradient x.T @ dy and, past the first layer, the input gradient
+    dy @ W.T; median of ``reps`` calls each, summed, in ms."""
+    import numpy as np
+    total = 0.0
+    for net, rows in ((model.encoder, batch), (model.decoder, batch * k)):
+        for i, W in enumerate(l.params["W"] for l in net.layers if "W" in getattr(l, "params", {})):
+            x = rng.standard_normal((rows, W.shape[0]), dtype=np.float32)
+            dy = rng.standard_normal((rows, W.shape[1]), dtype=np.float32)
+            pairs = [(x, W), (x.T, dy)] + ([(dy, W.T)] if i or net is model.decoder else [])
+            for a, b in pairs:
+                times = []
+                for _ in range(reps):
+                    t0 = time.perf_counter()
+                    a @ b
+                    times.append(time.perf_counter() - t0)
+                total += median(times)
+    return 1e3 * total
 
 
 def torch_child(batch, k, steps, threads):
@@ -166,10 +190,10 @@ def main():
         print(f"  round {r + 1}/{args.rounds} done, load average {os.getloadavg()[0]:.2f}",
               flush=True)
     print(f"\nms per step, median of {args.rounds} (min-max); minivae's step split into "
-          "loss / backward / Adam")
+          "loss / backward / Adam, and the step's products alone (each timed alone, summed)")
     print(f"{'batch':>5} {'k':>3} " + " ".join(f"{n:>20}" for n in names)
           + ("   minivae/torch  minivae/torch@1" if len(names) > 1 else "")
-          + "   loss / backward / Adam")
+          + "   loss / backward / Adam   products")
     for b, k in jobs:
         med = {n: median(s["step_ms"] for s in samples[(b, k, n)]) for n in names}
         cells = [f"{med[n]:7.3f} ({min(s['step_ms'] for s in samples[(b, k, n)]):.3f}-"
@@ -179,7 +203,9 @@ def main():
         m = samples[(b, k, "minivae")]
         split = " / ".join(f"{median(s[f'{p}_ms'] for s in m):.3f}" for p in ("loss", "backward",
                                                                              "adam"))
-        print(f"{b:5d} {k:3d} " + " ".join(f"{c:>20}" for c in cells) + ratios + "   " + split)
+        floor = median(s["products_ms"] for s in m)
+        print(f"{b:5d} {k:3d} " + " ".join(f"{c:>20}" for c in cells) + ratios + "   " + split
+              + f"   {floor:8.3f}")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 

@@ -23,7 +23,7 @@ DTYPES = [np.float32, np.float64]
 KINDS = sorted(KA.CODES.items())                       # every activation code
 TESTED = {"bias_act_forward", "act_backward", "act_backward_bias", "bernoulli_nll",
           "gaussian_nll", "gaussian_nll_shared", "sgd_update", "adam_update", "all_finite",
-          "bernoulli_nll_repeated", "exp_neg_abs", "log1p_unit"}
+          "bernoulli_nll_repeated", "exp_neg_abs", "log1p_unit", "tanh_row"}
 
 
 def tol(dtype):
@@ -167,6 +167,40 @@ def test_fastexp_float32_within_a_few_roundings_over_the_whole_range():
         np.testing.assert_array_equal(l64, [math.log1p(v) for v in c_exp])
     np.testing.assert_array_max_ulp(e64, true_e, maxulp=1)         # NumPy's own exp may
     np.testing.assert_array_max_ulp(l64, true_l1p, maxulp=2)       # differ in the last bit
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@FEW
+@given(data=st.data())
+def test_tanh_row(dtype, data):
+    v = data.draw(arrays((data.draw(st.integers(1, 40)),), floats(-30.0, 30.0, width(dtype)),
+                         dtype))
+    E = np.empty_like
+    assert_same("tanh_row", FE, (v, E(v), np.empty(v.shape, np.float32),
+                                 np.empty(v.shape, np.int32)), [1], dtype)
+    want = E(v)
+    FE.tanh_row_np(v, want)
+    FE.tanh_row(v, v, np.empty(v.shape, np.float32), np.empty(v.shape, np.int32))  # in place
+    np.testing.assert_allclose(v, want, **tol(dtype))
+
+
+def test_tanh_float32_within_a_few_roundings_over_the_whole_line():
+    """tanh as arithmetic, against float64, at two million points, at tiny and huge values
+    on both sides of 0.4 (where the two formulas meet), and at the edges."""
+    tiny = np.logspace(-40, 1.5, 100_000)
+    a = np.concatenate([np.linspace(-20.0, 20.0, 2_000_001), tiny, -tiny,
+                        [0.0, 1e-45, 0.39999998, 0.4, 0.40000001, 87.0, 3.4e38, -3.4e38]]
+                       ).astype(np.float32)
+    out = np.empty_like(a)
+    FE.tanh_row(a, out, np.empty(a.shape, np.float32), np.empty(a.shape, np.int32))
+    true = np.tanh(a.astype(np.float64))
+    ulp = np.spacing(np.abs(true).astype(np.float32)).astype(np.float64)  # float32 spacing
+    assert np.max(np.abs(out - true) / ulp) <= 3.0
+    assert np.all(np.sign(out) == np.sign(a))                        # odd, and 0 at 0
+    edges = np.array([np.inf, -np.inf, np.nan, -0.0], np.float32)
+    FE.tanh_row(edges, edges, np.empty(4, np.float32), np.empty(4, np.int32))
+    assert edges[0] == 1.0 and edges[1] == -1.0 and np.isnan(edges[2])
+    assert edges[3] == 0.0 and np.signbit(edges[3])                  # tanh(-0) = -0
 
 
 # ---- optimizers ----

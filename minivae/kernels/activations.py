@@ -19,6 +19,8 @@ the leaky slope ``s``; arrays are (N, H) and C-contiguous.
 import numpy as np
 from numba import njit
 
+from minivae.kernels.fastexp import tanh_row
+
 IDENTITY, RELU, LEAKY_RELU, TANH, SIGMOID, SOFTPLUS = 0, 1, 2, 3, 4, 5
 CODES = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU,
          "tanh": TANH, "sigmoid": SIGMOID, "softplus": SOFTPLUS}
@@ -38,6 +40,8 @@ def bias_act_forward(a, b, kind, slope, out):
     """
     N, H = a.shape
     zero, one, s = _typed(0, out), _typed(1, out), _typed(slope, out)
+    m = H if kind == TANH else 0                         # tanh's scratch, a row long
+    t_e, t_bits = np.empty(m, np.float32), np.empty(m, np.int32)
     for n in range(N):
         if kind == RELU:
             for h in range(H):
@@ -47,9 +51,10 @@ def bias_act_forward(a, b, kind, slope, out):
             for h in range(H):
                 v = a[n, h] + b[h]
                 out[n, h] = v if v > zero else s * v
-        elif kind == TANH:
+        elif kind == TANH:                               # tanh as arithmetic (fastexp)
             for h in range(H):
-                out[n, h] = np.tanh(a[n, h] + b[h])
+                out[n, h] = a[n, h] + b[h]
+            tanh_row(out[n], out[n], t_e, t_bits)
         elif kind == SIGMOID:
             for h in range(H):
                 v = a[n, h] + b[h]
