@@ -19,7 +19,8 @@ times its epochs (the README gives them for this project's runs); an IWAE step d
 an example, so k = 50 takes about ten times as long as k = 5.
 
 Flags given beside --recipe override its values (and make the run not the recipe's). A
-recipe's version is saved with the run, in config.json, as "recipe": "NAME@VERSION".
+recipe's version is saved with the run, in config.json, as "recipe": "NAME@VERSION", and the
+flags that changed it after that: "NAME@VERSION changed: --epochs, --k".
 """
 
 PAPER = {"hidden": (200, 200), "latent": 50, "activation": "tanh", "init": "glorot",
@@ -50,6 +51,14 @@ def settings(name):
 def label(name):
     """"NAME@VERSION", as a run records it."""
     return f"{name}@{RECIPES[name][0]}"
+
+
+CHANGED = " changed: "
+
+
+def label_changed(recipe_label, flags):
+    """The label of a run made from a recipe with ``flags`` (a list) changing it."""
+    return recipe_label + (CHANGED + ", ".join(flags) if flags else "")
 
 
 def evaluation_k(name):

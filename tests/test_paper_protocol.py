@@ -172,9 +172,15 @@ def test_static_recipes_hold_out_the_validation_split_and_short_ones_are_labelle
     assert short.epochs == 1093 and short.recipe == "static-vae-short@1"
 
 
-def test_flags_beside_a_recipe_override_it():
+def test_flags_beside_a_recipe_override_it_and_the_run_says_which():
     model, _, cfg = _settings("--recipe", "burda2015-iwae5", "--k", "2", "--epochs", "7")
     assert model["k"] == 2 and cfg.epochs == 7 and cfg.schedule == "burda2015"
+    assert cfg.recipe == "burda2015-iwae5@1 changed: --epochs, --k"
+    cfg.check()                                                 # a valid label, as saved
+    # flags that repeat the recipe's values, and the seed, leave it the recipe
+    _, _, same = _settings("--recipe", "static-vae", "--batch-size", "20", "--hidden", "200",
+                           "200", "--data", "binarized-mnist", "--seed", "3")
+    assert same.recipe == "static-vae@1"
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -211,6 +217,8 @@ def test_the_per_epoch_test_loss_of_an_iwae_decodes_as_many_rows_as_a_vaes():
 def test_a_run_made_from_an_older_recipe_version_is_still_valid():
     TrainConfig(recipe="burda2015-vae@1").check()
     TrainConfig(recipe="burda2015-vae@7").check()
-    for bad in ("burda2015-vae", "burda2015-vae@0", "nope@1"):
+    TrainConfig(recipe="burda2015-vae@1 changed: --lr").check()
+    for bad in ("burda2015-vae", "burda2015-vae@0", "nope@1", "burda2015-vae@1 changed: lr",
+                "burda2015-vae@1 changed: "):
         with pytest.raises(InputError, match="recipe"):
             TrainConfig(recipe=bad).check()

@@ -84,6 +84,9 @@ def _new_run_settings(args):
         raise MinivaeError("--k applies to --objective iwae")
     if v.get("init") == "glorot" and v["arch"] != "mlp":
         raise MinivaeError("--init glorot is for dense layers (--arch mlp)")
+    if recipe:
+        v["recipe"] = recipes.label_changed(v["recipe"], _changed(given, {
+            **defaults(recipe.get("data", ModelSettings.data), model), **recipe}))
     image_shape = data.get_info(v["data"]).image_shape
     x_dim = int(np.prod(image_shape))
     cfg = TrainConfig(**{k: v[k] for k in TRAIN_SETTINGS})
@@ -94,6 +97,15 @@ def _new_run_settings(args):
     conv = {"arch": "conv", "image_shape": [1, *image_shape]}    # dense layers only if given
     return {**_model_config({**v, "hidden": given.get("hidden", ())}, x_dim), **conv}, \
         v["data"], cfg
+
+
+def _changed(given, implied):
+    """The flags given beside --recipe that change what it sets (a seed does not: the recipe
+    is the protocol, whatever the draw)."""
+    def same(a, b):
+        return list(a) == list(b) if isinstance(a, (list, tuple)) else a == b
+    return [_flag(k) for k in sorted(given)
+            if k not in ("recipe", "seed") and not same(given[k], implied.get(k))]
 
 
 def _model_config(v, x_dim):

@@ -18,8 +18,8 @@ What makes a loop here fast (the lessons' appendix A measures each):
   - ``error_model="numpy"`` on every kernel: numba's default checks each float
     division for zero, to raise ZeroDivisionError, and that branch stops the
     loop from running 8 floats at a time;
-  - no C-library call inside a loop: float32 exp and log1p are polynomials
-    (``fastexp``) in the loss kernels;
+  - no C-library call inside a loop: float32 exp, log1p and tanh are polynomials
+    (``fastexp``) in the loss kernels and the tanh layers;
   - no early exit: the finiteness test sums x * 0 instead of stopping at the
     first NaN;
   - fast-math only where it cannot change a result beyond rounding:

@@ -230,12 +230,16 @@ class RecipeName:
     """None, or a recipe's "NAME@VERSION"; the flag takes NAME (or NAME@VERSION)."""
 
     def check(self, name, v):
-        """Any version of a known recipe: a run made from an older version still resumes."""
-        known = isinstance(v, str) and v.partition("@")[0] in recipes.RECIPES and \
-            v.partition("@")[2].isdigit() and int(v.partition("@")[2]) >= 1
+        """Any version of a known recipe: a run made from an older version still resumes; and
+        the flags that changed it, if any ("NAME@VERSION changed: --k, --epochs")."""
+        head, sep, flags = v.partition(recipes.CHANGED) if isinstance(v, str) else ("", "", "")
+        known = head.partition("@")[0] in recipes.RECIPES and \
+            head.partition("@")[2].isdigit() and int(head.partition("@")[2]) >= 1 and \
+            (not sep or all(f.startswith("--") for f in flags.split(", ")))
         if v is not None and not known:
             raise InputError(f"{name} must be one of {', '.join(recipes.RECIPES)} (as "
-                             f"NAME@VERSION), got {v!r}")
+                             f"NAME@VERSION, then perhaps \"{recipes.CHANGED.strip()} --flag, "
+                             f"...\"), got {v!r}")
 
     def parse(self, text):
         name = text.partition("@")[0]
