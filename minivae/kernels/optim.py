@@ -39,18 +39,20 @@ def sgd_update(p, g, v, lr, momentum, wd):
 def adam_update(p, g, m, v, lr, b1, b2, eps, t, wd):
     """One bias-corrected Adam step number t (t >= 1), in place on p, m and v (1-D).
 
-    Constants are cast to p's dtype once, so a float32 model updates in float32.
+    Constants are cast to p's dtype once, so a float32 model updates in float32; 1 - b is
+    taken before the cast (in float32, 1 - 0.9999 would keep only about 4 digits).
     """
-    one, zero = np.ones(1, p.dtype)[0], np.zeros(1, p.dtype)[0]
+    zero = np.zeros(1, p.dtype)[0]
     tiny = np.full(1, TINY32 if p.itemsize == 4 else TINY64, p.dtype)[0]
     b1_, b2_ = np.full(1, b1, p.dtype)[0], np.full(1, b2, p.dtype)[0]
+    c1_, c2_ = np.full(1, 1.0 - b1, p.dtype)[0], np.full(1, 1.0 - b2, p.dtype)[0]
     eps_, wd_ = np.full(1, eps, p.dtype)[0], np.full(1, wd, p.dtype)[0]
     step = np.full(1, lr / (1.0 - b1 ** t), p.dtype)[0]      # lr / (1 - b1^t)
     inv_c2 = np.full(1, 1.0 / (1.0 - b2 ** t), p.dtype)[0]   # 1 / (1 - b2^t)
     for i in range(p.shape[0]):
         gi = g[i] + wd_ * p[i]
-        m[i] = _flush(b1_ * m[i] + (one - b1_) * gi, tiny, zero)
-        v[i] = _flush(b2_ * v[i] + (one - b2_) * gi * gi, tiny, zero)
+        m[i] = _flush(b1_ * m[i] + c1_ * gi, tiny, zero)
+        v[i] = _flush(b2_ * v[i] + c2_ * gi * gi, tiny, zero)
         p[i] -= step * m[i] / (np.sqrt(v[i] * inv_c2) + eps_)
 
 
