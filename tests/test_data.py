@@ -585,7 +585,7 @@ def test_sprites_images_distinct_and_shapes_differ():
 
 # ---------------------------------------------------------------- dynamic binarization, batches
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
 def test_dynamic_binarize_mean(dtype):
     n, p = 4000, np.linspace(0.0, 1.0, 21)                             # (21,) probabilities
     x = np.tile(p, (n, 1)).astype(dtype)                               # (N, 21)
@@ -596,6 +596,8 @@ def test_dynamic_binarize_mean(dtype):
     assert np.all(np.abs(xb.mean(axis=0) - p) <= tol)                  # p = 0, 1: exact
     again = data.dynamic_binarize(x, np.random.default_rng(0))
     assert np.array_equal(xb, again)                                   # the rng is the only source
+    u = np.random.default_rng(0).random(x.shape, np.float32 if dtype == np.float32 else None)
+    assert np.array_equal(xb, (u < x).astype(dtype))                   # the formula, same draws
 
 
 def test_dynamic_binarize_needs_generator():
