@@ -705,7 +705,10 @@ print(f"a / b on {a_div.size:,} float32, median CPU time:  "
 #   is a tenth of float32's spacing), and $2^k$ is *built from its bits*, $(k + 127) \ll 23$,
 #   written to an int32 scratch array and read back as float32;
 # * $\log(1 + e)$ for $0 \le e \le 1$: $s = e / (2 + e) \in [0, 1/3]$ and
-#   $\log(1 + e) = 2\,\mathrm{atanh}(s) = 2(s + s^3/3 + \dots + s^{15}/15)$.
+#   $\log(1 + e) = 2\,\mathrm{atanh}(s) = 2(s + s^3/3 + \dots + s^{15}/15)$;
+# * $\tanh(x)$, for a tanh layer: $(1 - e)/(1 + e)$ with $e = e^{-2|x|}$ from the same
+#   exponential when $|x| \ge 0.4$ (there $1 - e \ge 0.55$: no cancellation), its Taylor
+#   series $x - x^3/3 + 2x^5/15 - \dots$ to $x^{15}$ below, and the sign of $x$ put back.
 #
 # Only float32 takes the polynomials; float64, the dtype of gradient checks, still calls
 # `np.exp` and `np.log1p` and gives NumPy's values to the last bit. First, how accurate are they? In
@@ -725,6 +728,17 @@ ulps = {"fastexp exp(-|a|)": np.max(np.abs(e32 / e64 - 1)) / ULP,
 print(f"max relative error over {t_exp.size:,} points in [-87, 87]:  "
       + ",  ".join(f"{k} {v:.2f} ulp" for k, v in ulps.items()))
 assert ulps["fastexp exp(-|a|)"] < 3 and ulps["fastexp log1p(exp(-|a|))"] < 4
+
+t_tanh = np.linspace(-12.0, 12.0, t_exp.size, dtype=np.float32)
+th32 = np.empty_like(t_tanh)
+FE.tanh_row(t_tanh, th32, np.empty(t_tanh.shape, np.float32), np.empty(t_tanh.shape, np.int32))
+th64 = np.tanh(t_tanh.astype(np.float64))
+spacing = np.spacing(np.abs(th64).astype(np.float32)).astype(np.float64)   # float32's, there
+tanh_ulps = {"fastexp tanh": np.max(np.abs(th32 - th64) / spacing),
+             "NumPy float32 tanh": np.max(np.abs(np.tanh(t_tanh) - th64) / spacing)}
+print(f"tanh, max error over {t_tanh.size:,} points in [-12, 12], in float32 spacings there:  "
+      + ",  ".join(f"{k} {v:.2f}" for k, v in tanh_ulps.items()))
+assert tanh_ulps["fastexp tanh"] < 3
 
 # %% [markdown]
 # A few roundings, where a float32 loss summed over 784 pixels loses more than that to its
