@@ -157,7 +157,7 @@ SHOWN = """() => {
     headings: Array.from(a.querySelectorAll("h1, h2")).map(text),
     details: Array.from(a.querySelectorAll("details")).map((d) =>
       ({ open: d.open, summary: text(d.querySelector("summary")) })),
-    images: a.querySelectorAll("img").length,
+    images: Array.from(a.querySelectorAll("img")).map((img) => img.alt),
     rows: Array.from(a.querySelectorAll("table tbody tr")).map(text),
   };
 }"""
@@ -200,7 +200,7 @@ def test_every_page_loads_cleanly_with_its_maths_typeset(seen):
     assert not report, json.dumps(report, indent=1)
 
 
-def test_each_lesson_page_has_its_headings_figures_and_folded_solutions(seen):
+def test_each_lesson_page_has_its_headings_figures_and_folded_solutions(seen, site):
     lessons = lesson_sources()
     for path, nb in lessons:
         md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
@@ -216,7 +216,13 @@ def test_each_lesson_page_has_its_headings_figures_and_folded_solutions(seen):
         assert len(got["details"]) == solutions >= 2, (path.name, got["details"], solutions)
         assert all(not d["open"] and d["summary"] == "Solution" for d in got["details"]), \
             (path.name, "a solution is not folded", got["details"])
-        assert got["images"] >= min(figures, 1), (path.name, got["images"], figures)
+        # every figure the lesson's run drew is on its page: the build writes each as
+        # STEM-NN.png with the alt text "Figure NN of STEM"
+        written = [p.name for p in site.rglob("*.png") if re.fullmatch(rf"{path.stem}-\d+\.png",
+                                                                        p.name)]
+        shown = [alt for alt in got["images"] if re.fullmatch(rf"Figure \d+ of {path.stem}", alt)]
+        assert len(shown) == len(set(shown)) == len(written) >= min(figures, 1), \
+            (path.name, sorted(shown), sorted(written), figures)
     rows = seen["lessons/index.html"]["rows"]
     assert len(rows) == len(lessons)
     assert all(re.search(r"\d+ s|\d+\.\d min", row) for row in rows), rows
