@@ -18,9 +18,9 @@ long a recipe takes on one machine: the median of its run's ``epoch_seconds`` in
 times its epochs (the README gives them for this project's runs); an IWAE step decodes k rows
 an example, so k = 50 takes about ten times as long as k = 5.
 
-Flags given beside --recipe override its values (and make the run not the recipe's). A
-recipe's version is saved with the run, in config.json, as "recipe": "NAME@VERSION", and the
-flags that changed it after that: "NAME@VERSION changed: --epochs, --k".
+Flags given beside --recipe override its values, and the run says so: a recipe's version is
+saved with the run, in config.json, as "recipe": "NAME@VERSION", followed by the flags that
+changed it, "NAME@VERSION changed: --epochs, --k" (a resume's --epochs and --lr included).
 """
 
 PAPER = {"hidden": (200, 200), "latent": 50, "activation": "tanh", "init": "glorot",
@@ -57,8 +57,21 @@ CHANGED = " changed: "
 
 
 def label_changed(recipe_label, flags):
-    """The label of a run made from a recipe with ``flags`` (a list) changing it."""
-    return recipe_label + (CHANGED + ", ".join(flags) if flags else "")
+    """The label of a run made from a recipe with ``flags`` (a list) changing it; flags it
+    already names are not named twice."""
+    head, _, before = recipe_label.partition(CHANGED)
+    named = before.split(", ") if before else []
+    named += [f for f in flags if f not in named]
+    return head + (CHANGED + ", ".join(named) if named else "")
+
+
+def resumed_label(recipe_label, epochs, lr):
+    """The label once a resume sets ``epochs`` and ``lr``: --epochs and --lr added where
+    they differ from the recipe's (a -short run taken on to 3280 epochs says so)."""
+    name = recipe_label.partition("@")[0]
+    own = RECIPES[name][1]
+    return label_changed(recipe_label, [f"--{k}" for k, v in (("epochs", epochs), ("lr", lr))
+                                        if k in own and v != own[k]])
 
 
 def evaluation_k(name):

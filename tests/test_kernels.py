@@ -195,7 +195,9 @@ def test_tanh_float32_within_a_few_roundings_over_the_whole_line():
     FE.tanh_row(a, out, np.empty(a.shape, np.float32), np.empty(a.shape, np.int32))
     true = np.tanh(a.astype(np.float64))
     ulp = np.spacing(np.abs(true).astype(np.float32)).astype(np.float64)  # float32 spacing
-    assert np.max(np.abs(out - true) / ulp) <= 3.0
+    err = np.abs(out - true) / ulp
+    small = np.abs(a) < 0.4                                          # the Taylor series
+    assert err[small].max() <= 1.5 and err[~small].max() <= 2.5     # (measured: 1.04, 2.24)
     assert np.all(np.sign(out) == np.sign(a))                        # odd, and 0 at 0
     edges = np.array([np.inf, -np.inf, np.nan, -0.0], np.float32)
     FE.tanh_row(edges, edges, np.empty(4, np.float32), np.empty(4, np.int32))
@@ -227,6 +229,18 @@ def test_adam_update(dtype, data):
         data.draw(floats(0.5, 0.9999))
     t, wd = data.draw(st.integers(1, 1000)), data.draw(st.sampled_from([0.0, 1e-2]))
     assert_same("adam_update", KO, (p, g, m, v, lr, b1, b2, 1e-8, t, wd), [0, 2, 3], dtype)
+
+
+def test_adam_takes_one_minus_beta_before_float32():
+    """In float32, 1 - 0.9999 keeps about 4 digits: the kernel takes 1 - beta in float64, so
+    its float32 step agrees with the formula in float64 to float32's own rounding."""
+    args = [np.zeros(1, np.float32), np.ones(1, np.float32), np.zeros(1, np.float32),
+            np.zeros(1, np.float32)]
+    KO.adam_update(*args, 0.09375, 0.0, 0.9999, 1e-8, 3, 0.0)
+    want = [a.astype(np.float64) for a in (np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1))]
+    KO.adam_update_np(*want, 0.09375, 0.0, 0.9999, 1e-8, 3, 0.0)
+    np.testing.assert_allclose(args[0], want[0], rtol=4 * ULP32)
+
 
 
 # ---- checks ----

@@ -214,11 +214,24 @@ def test_the_per_epoch_test_loss_of_an_iwae_decodes_as_many_rows_as_a_vaes():
         assert np.isfinite(terms["test_loss"])
 
 
+def test_a_recipe_run_resumed_with_other_epochs_or_rate_says_so(tmp_path):
+    run = rf.create_run(tmp_path / "r", IWAE, "toy", TrainConfig(
+        epochs=1093, recipe="burda2015-vae-short@1"))
+    assert rf.retune(run, epochs=1093).train.recipe == "burda2015-vae-short@1"   # the same
+    longer = rf.retune(run, epochs=3280)
+    assert longer.train.recipe == "burda2015-vae-short@1 changed: --epochs"
+    assert json.loads((run.dir / "config.json").read_text())["train"]["recipe"] == \
+        "burda2015-vae-short@1 changed: --epochs"
+    both = rf.retune(longer, lr=3e-4)                                # named once each
+    assert both.train.recipe == "burda2015-vae-short@1 changed: --epochs, --lr"
+
+
 def test_a_run_made_from_an_older_recipe_version_is_still_valid():
     TrainConfig(recipe="burda2015-vae@1").check()
     TrainConfig(recipe="burda2015-vae@7").check()
     TrainConfig(recipe="burda2015-vae@1 changed: --lr").check()
     for bad in ("burda2015-vae", "burda2015-vae@0", "nope@1", "burda2015-vae@1 changed: lr",
-                "burda2015-vae@1 changed: "):
+                "burda2015-vae@1 changed: ", "burda2015-vae@1 changed: --",
+                "burda2015-vae@1 changed: --k,--lr"):
         with pytest.raises(InputError, match="recipe"):
             TrainConfig(recipe=bad).check()

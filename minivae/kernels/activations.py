@@ -40,7 +40,7 @@ def bias_act_forward(a, b, kind, slope, out):
     """
     N, H = a.shape
     zero, one, s = _typed(0, out), _typed(1, out), _typed(slope, out)
-    m = H if kind == TANH else 0                         # tanh's scratch, a row long
+    m = H if kind == TANH and out.itemsize == 4 else 0  # float32 tanh's scratch, a row long
     t_e, t_bits = np.empty(m, np.float32), np.empty(m, np.int32)
     for n in range(N):
         if kind == RELU:

@@ -235,7 +235,7 @@ class RecipeName:
         head, sep, flags = v.partition(recipes.CHANGED) if isinstance(v, str) else ("", "", "")
         known = head.partition("@")[0] in recipes.RECIPES and \
             head.partition("@")[2].isdigit() and int(head.partition("@")[2]) >= 1 and \
-            (not sep or all(f.startswith("--") for f in flags.split(", ")))
+            (not sep or all(re.fullmatch(r"--[a-z0-9]+(-[a-z0-9]+)*", f) for f in flags.split(", ")))
         if v is not None and not known:
             raise InputError(f"{name} must be one of {', '.join(recipes.RECIPES)} (as "
                              f"NAME@VERSION, then perhaps \"{recipes.CHANGED.strip()} --flag, "

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minivae import data
+from minivae import data, recipes
 from minivae.errors import InputError
 from minivae.files import FileError, read_bytes, read_json
 from minivae.models import build, full_config
@@ -194,7 +194,11 @@ def retune(run, epochs=None, lr=None, d_lr=None):
         raise InputError(f"d_lr applies to a gan, not to this run's {run.model['model']} model")
     train = replace(run.train, epochs=run.train.epochs if epochs is None else epochs,
                     lr=run.train.lr if lr is None else lr,
-                    d_lr=run.train.d_lr if d_lr is None else d_lr).check()
+                    d_lr=run.train.d_lr if d_lr is None else d_lr)
+    if train.recipe:                                  # a recipe's run names what changed it
+        train = replace(train, recipe=recipes.resumed_label(train.recipe, train.epochs,
+                                                            train.lr))
+    train = train.check()
     if train.epochs < run.epochs_done:
         raise InputError(f"epochs={train.epochs} is fewer than the {run.epochs_done} epochs "
                          "this run has already trained")
