@@ -112,7 +112,11 @@ def minivae(*args, cwd):
     (["--optimizer", "sgd", "--adam-eps", "1e-4"], "--adam-eps applies to --optimizer adam"),
     (["--objective", "iwae", "--k", "0"], "--k"),
     (["--schedule", "linear"], "--schedule"),
-    (["--model", "gan", "--validation", "on"], "--validation does not apply")])
+    (["--model", "gan", "--validation", "on"], "--validation does not apply"),
+    (["--model", "ae", "--output-bias", "data-mean"], "--output-bias data-mean applies to "
+                                                      "--model vae"),
+    (["--arch", "conv", "--output-bias", "data-mean"], "--arch mlp"),
+    (["--output-bias", "mean"], "--output-bias")])
 def test_flags_that_do_not_fit_are_refused_in_one_line(tmp_path, flags, message):
     out = minivae("train", "--epochs", "1", "--out", str(tmp_path / "run"), *flags,
                   cwd=tmp_path)
@@ -162,30 +166,31 @@ def test_a_burda2015_recipe_is_the_papers_protocol(name, objective, k):
         ([200, 200], 50, "tanh", "glorot")
     assert (cfg.batch_size, cfg.lr, cfg.adam_beta2, cfg.adam_eps, cfg.schedule, cfg.epochs) == \
         (20, 1e-3, 0.999, 1e-4, "burda2015", 3280)
-    assert cfg.recipe == f"{name}@1" and cfg.validation == "off"
+    assert cfg.recipe == f"{name}@2" and cfg.validation == "off"
+    assert cfg.output_bias == "data-mean"                       # as the paper's code starts
 
 
 def test_static_recipes_hold_out_the_validation_split_and_short_ones_are_labelled():
     _, data_name, cfg = _settings("--recipe", "static-vae")
     assert data_name == "binarized-mnist" and cfg.validation == "on" and cfg.binarize == "none"
     _, _, short = _settings("--recipe", "static-vae-short")
-    assert short.epochs == 1093 and short.recipe == "static-vae-short@1"
+    assert short.epochs == 1093 and short.recipe == "static-vae-short@2"
 
 
 def test_flags_beside_a_recipe_override_it_and_the_run_says_which():
     model, _, cfg = _settings("--recipe", "burda2015-iwae5", "--k", "2", "--epochs", "7")
     assert model["k"] == 2 and cfg.epochs == 7 and cfg.schedule == "burda2015"
-    assert cfg.recipe == "burda2015-iwae5@1 changed: --epochs, --k"
+    assert cfg.recipe == "burda2015-iwae5@2 changed: --epochs, --k"
     cfg.check()                                                 # a valid label, as saved
     # flags that repeat the recipe's values, and the seed, leave it the recipe
     _, _, same = _settings("--recipe", "static-vae", "--batch-size", "20", "--hidden", "200",
                            "200", "--data", "binarized-mnist", "--seed", "3")
-    assert same.recipe == "static-vae@1"
+    assert same.recipe == "static-vae@2"
 
 
 @pytest.mark.parametrize("flags, message", [
     (["--recipe", "burda2016-vae"], "--recipe: expected one of burda2015-vae"),
-    (["--recipe", "burda2015-vae@2"], "--recipe: expected one of"),
+    (["--recipe", "burda2015-vae@1"], "--recipe: expected one of"),   # only the current
     (["--recipe", "burda2015-vae", "--model", "ae"], "trains a vae, not --model ae")])
 def test_an_unknown_recipe_or_one_that_does_not_fit_is_refused(tmp_path, flags, message):
     out = minivae("train", "--out", str(tmp_path / "run"), *flags, cwd=tmp_path)
@@ -235,3 +240,56 @@ def test_a_run_made_from_an_older_recipe_version_is_still_valid():
                 "burda2015-vae@1 changed: --k,--lr"):
         with pytest.raises(InputError, match="recipe"):
             TrainConfig(recipe=bad).check()
+
+
+# ---- the decoder's output bias at the data's mean ----
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
+def test_start_at_mean_makes_the_decoder_output_the_data_mean_when_its_weights_are_zero(
+        likelihood):
+    """With the output layer's weights at zero, the decoder's output is its bias: it must be
+    logit(m) (m clipped to [0.001, 0.999]) for bernoulli, m for a gaussian mean, whatever z."""
+    from minivae.models import VAE
+    m = np.array([0.0, 0.0005, 0.2, 0.5, 0.9, 1.0])
+    vae = VAE(6, hidden=(5,), z_dim=2, likelihood=likelihood, rng=0, dtype=np.float64)
+    last = vae.decoder.layers[-1].params
+    logvar_bias = last["b"][6:].copy()                         # gaussian-learned: untouched
+    vae.start_at_mean(m)
+    last["W"][...] = 0
+    out = vae.decode(np.random.default_rng(1).standard_normal((3, 2)))
+    want = np.clip(m, 0.001, 0.999) if likelihood == "bernoulli" else m
+    np.testing.assert_allclose(out, np.broadcast_to(want, (3, 6)), rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(last["b"][6:], logvar_bias)
+
+
+def test_start_at_mean_refuses_what_it_cannot_use():
+    from minivae.models import VAE
+    vae = VAE(4, hidden=(3,), z_dim=2, rng=0)
+    with pytest.raises(InputError, match=r"x_mean of shape \(4\)"):
+        vae.start_at_mean(np.full(5, 0.5))
+    with pytest.raises(InputError, match="in \\[0, 1\\] for a Bernoulli"):
+        vae.start_at_mean(np.array([0.5, 0.5, 1.5, 0.5]))
+    conv = VAE(16, hidden=(), z_dim=2, arch="conv", channels=(2, 2), rng=0)
+    with pytest.raises(InputError, match="dense decoders"):
+        conv.start_at_mean(np.full(16, 0.5))
+
+
+def test_a_run_with_output_bias_data_mean_starts_there_and_a_resume_keeps_its_own(
+        tmp_path, toy3):
+    """The bias is set once, from the training split (not the validation or test images);
+    a resumed run restores its trained bias, bit for bit as a run that never stopped."""
+    x_train = toy3[0].x.astype(np.float64)
+    d = _run(tmp_path, "start", epochs=1, lr=1e-12, schedule="constant",
+             output_bias="data-mean")
+    T.train(d, datasets=toy3, verbose=False)                   # a step too small to move it
+    model = ckpt.restore_model(*[ckpt.load(d / rf.CHECKPOINT)[i] for i in (0, 2)],
+                               d / rf.CHECKPOINT)
+    m = np.clip(x_train.mean(axis=0), 0.001, 0.999)
+    np.testing.assert_allclose(model.decoder.layers[-1].params["b"], np.log(m / (1 - m)),
+                               atol=1e-5)
+    straight = _run(tmp_path, "straight", output_bias="data-mean")
+    T.train(straight, datasets=toy3, verbose=False)
+    resumed = _run(tmp_path, "resumed", epochs=2, output_bias="data-mean")
+    T.train(resumed, datasets=toy3, verbose=False)
+    T.train(resumed, datasets=toy3, verbose=False, epochs=4)
+    _same(straight, resumed)

@@ -82,6 +82,9 @@ def _new_run_settings(args):
                            "term to warm up)")
     if "k" in given and v.get("objective") != "iwae":
         raise MinivaeError("--k applies to --objective iwae")
+    if v["output_bias"] != "init" and (model != "vae" or v["arch"] != "mlp"):
+        raise MinivaeError(f"--output-bias {v['output_bias']} applies to --model vae with "
+                           "--arch mlp (a bias per pixel)")
     if v.get("init") == "glorot" and v["arch"] != "mlp":
         raise MinivaeError("--init glorot is for dense layers (--arch mlp)")
     if recipe:

@@ -92,6 +92,25 @@ class VAE(EncoderDecoder):
                 "dtype": self.dtype.name, "activation": self.activation, "sigma": self.sigma,
                 "init": self.init, **self.net.config()}
 
+    def start_at_mean(self, x_mean):
+        """Set the decoder's output bias so that, while its weights are small, p(x|z) is about
+        each pixel's mean over the training set: b = logit(m), m clipped to [0.001, 0.999],
+        for a Bernoulli likelihood; b = m for a Gaussian mean (the IWAE paper's code starts its
+        decoder here: the first steps need not learn the average digit). x_mean (x_dim,)."""
+        who = f"{type(self).__name__}.start_at_mean"
+        if self.net.conv:
+            raise InputError(f"{who}: the output bias per pixel is for dense decoders; "
+                             "expected arch='mlp'")
+        m = check_array(np.asarray(x_mean, dtype=np.float64), who, shape=(self.x_dim,),
+                        name="x_mean")
+        if self.likelihood == "bernoulli":
+            if m.min() < 0 or m.max() > 1:
+                raise InputError(f"{who}: expected means in [0, 1] for a Bernoulli "
+                                 f"likelihood, got values in [{m.min():.4g}, {m.max():.4g}]")
+            m = np.clip(m, 0.001, 0.999)
+            m = np.log(m) - np.log1p(-m)                                # logit, (D,)
+        self.decoder.layers[-1].params["b"][:self.x_dim] = m            # the mean's part
+
     # ---- the objective ----
 
     def loss(self, x, eps=None):

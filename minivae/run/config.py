@@ -55,6 +55,9 @@ class TrainConfig:
                                 # checkpoint of the best valid_loss, which evaluation then uses
     patience: int = 0           # with --validation on: stop after this many epochs without a
                                 # better valid_loss (0: never stop early)
+    output_bias: str = "init"   # vae: the decoder's output bias at the start: init (as --init
+                                # draws it), or data-mean: each pixel's training mean (its logit
+                                # for bernoulli), as the IWAE paper's code starts
     recipe: str = None          # start from a named, versioned recipe that reproduces a row of
                                 # the IWAE paper's table (their names and settings are in
                                 # minivae/recipes.py); flags given beside it override its values
@@ -275,7 +278,8 @@ RULES = {
     "schedule": Choice(SCHEDULES), "adam_beta2": Number(float, 0, 1, hi_open=True),
     "adam_eps": Number(float, 0, lo_open=True), "validation": Choice(("off", "on")),
     "patience": INDEX, "objective": Choice(("elbo", "iwae")), "k": Number(int, 1, 1000),
-    "activation": Choice(("relu", "tanh")), "init": Choice(INITS), "recipe": RecipeName(),
+    "activation": Choice(("relu", "tanh")), "init": Choice(INITS), "output_bias": Choice(("init", "data-mean")),
+    "recipe": RecipeName(),
 }   # model and data: one of minivae.models.MODELS, minivae.data.DATASETS
 
 

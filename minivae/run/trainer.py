@@ -142,6 +142,8 @@ def _session(run, datasets):
     if cfg.warmup and not hasattr(model, "kl_weight"):
         raise InputError(f"warmup applies to models with a KL term (vae), not {run.model['model']}")
     x, x_test = _arrays(model, train_ds, test_ds, run)
+    if run.saved is None and cfg.output_bias == "data-mean":
+        model.start_at_mean(x.mean(axis=0, dtype=np.float64))          # (D,), training part
     x_valid = _arrays(model, train_ds, valid_ds[0], run)[1] if valid_ds else None
     s = Session(run, model, make_optimizer(model, cfg), data_rng, x, x_test, x_valid,
                 Progress(cfg.epochs, -(-len(x) // cfg.batch_size)))
