@@ -113,8 +113,7 @@ def minivae(*args, cwd):
     (["--objective", "iwae", "--k", "0"], "--k"),
     (["--schedule", "linear"], "--schedule"),
     (["--model", "gan", "--validation", "on"], "--validation does not apply"),
-    (["--model", "ae", "--output-bias", "data-mean"], "--output-bias data-mean applies to "
-                                                      "--model vae"),
+    (["--model", "ae", "--output-bias", "data-mean"], "applies to --model vae"),
     (["--arch", "conv", "--output-bias", "data-mean"], "--arch mlp"),
     (["--output-bias", "mean"], "--output-bias")])
 def test_flags_that_do_not_fit_are_refused_in_one_line(tmp_path, flags, message):
