@@ -1107,7 +1107,9 @@ assert au_iwae > au_vae if not FAST else au_iwae >= au_vae, (au_iwae, au_vae)
 # ### The paper's table, one command a row
 #
 # The runs above take minutes; Burda et al. trained for 3,280 epochs in batches of 20, with Adam
-# ($\beta_2 = 0.999$, $\epsilon = 10^{-4}$) and a step size of $10^{-3} \cdot 10^{-i/7}$ for
+# ($\beta_2 = 0.999$, $\epsilon = 10^{-4}$ on the gradient of the batch's *sum*: minivae's losses
+# are batch means, 20 times smaller, so the same steps take $\epsilon = 10^{-4}/20$, since Adam's
+# step is unchanged when gradient and $\epsilon$ scale together) and a step size of $10^{-3} \cdot 10^{-i/7}$ for
 # $3^i$ epochs, $i = 0, \dots, 7$, and evaluated with $k = 5000$ on all 10,000 test images.
 # Their published code also starts the decoder's output bias at each pixel's log-odds in the
 # training set, $b_j = \log \frac{m_j}{1 - m_j}$ with $m_j$ the mean of pixel $j$ (clipped to
@@ -1163,7 +1165,7 @@ for name in ("burda2015-vae", "burda2015-iwae5", "burda2015-iwae50", "static-vae
           f"evaluated at k = {recipes.evaluation_k(name)}; published {recipes.PUBLISHED[name]}")
     assert cfg["hidden"] == (200, 200) and cfg["latent"] == 50 and cfg["activation"] == "tanh"
     assert cfg["batch_size"] == 20 and cfg["epochs"] == schedules.BURDA_EPOCHS == 3280
-    assert (cfg["adam_beta2"], cfg["adam_eps"]) == (0.999, 1e-4)
+    assert (cfg["adam_beta2"], cfg["adam_eps"]) == (0.999, 1e-4 / 20)
     assert cfg["output_bias"] == "data-mean"
     assert recipes.evaluation_k(name) == 5000
     assert recipes.settings(name + "-short")["epochs"] == 1093

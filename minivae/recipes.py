@@ -6,7 +6,9 @@ with the evaluation its paper reports.
 Burda, Grosse & Salakhutdinov (2015), one stochastic layer: 784-200-200-50 (two deterministic
 tanh layers of 200 in encoder and decoder, 50 latent units), Bernoulli likelihood, Glorot's
 initialisation (and, as their code does, the decoder's output bias at the logit of each
-pixel's training mean), Adam (beta2 = 0.999, epsilon = 1e-4), batches of 20, the learning rate
+pixel's training mean), Adam (beta2 = 0.999, epsilon = 1e-4 on their gradient, which is the
+batch's sum, so 1e-4 / 20 = 5e-6 on minivae's, the batch's mean: the same steps), batches of
+20, the learning rate
 1e-3 * 10^(-i/7) for 3^i epochs, i = 0..7 (3280 epochs), trained on the 60,000 MNIST training
 images binarized afresh each epoch; test NLL by the k = 5000 bound on all 10,000 test images
 (their Table 1: VAE 86.76, IWAE k = 5 85.54, IWAE k = 50 84.78 nats). Their appendix D trains
@@ -20,8 +22,10 @@ times its epochs (the README gives them for this project's runs); an IWAE step d
 an example, so k = 50 takes about ten times as long as k = 5.
 
 Versions: 2 starts the decoder's output bias at the data's mean (`--output-bias data-mean`),
-as the paper's published code does; version 1 started it at zero, and its runs (which still
-resume) ended about a nat behind the paper (the README's table).
+as the paper's published code does, and scales Adam's epsilon to the batch mean; version 1
+started the bias at zero and took epsilon = 1e-4 on the mean (20 times the paper's, relative
+to the gradient), and its runs, which still resume, ended about a nat behind the paper (the
+README's table).
 
 Flags given beside --recipe override its values, and the run says so: a recipe's version is
 saved with the run, in config.json, as "recipe": "NAME@VERSION", followed by the flags that
@@ -30,7 +34,7 @@ changed it, "NAME@VERSION changed: --epochs, --k" (a resume's --epochs and --lr 
 
 PAPER = {"hidden": (200, 200), "latent": 50, "activation": "tanh", "init": "glorot",
          "likelihood": "bernoulli", "batch_size": 20, "lr": 1e-3, "optimizer": "adam",
-         "adam_beta2": 0.999, "adam_eps": 1e-4, "schedule": "burda2015", "epochs": 3280,
+         "adam_beta2": 0.999, "adam_eps": 1e-4 / 20, "schedule": "burda2015", "epochs": 3280,
          "output_bias": "data-mean"}
 DYNAMIC = {**PAPER, "data": "mnist", "binarize": "dynamic"}
 STATIC = {**PAPER, "data": "binarized-mnist", "validation": "on"}

@@ -164,7 +164,7 @@ def test_a_burda2015_recipe_is_the_papers_protocol(name, objective, k):
     assert (model["hidden"], model["z_dim"], model["activation"], model["init"]) == \
         ([200, 200], 50, "tanh", "glorot")
     assert (cfg.batch_size, cfg.lr, cfg.adam_beta2, cfg.adam_eps, cfg.schedule, cfg.epochs) == \
-        (20, 1e-3, 0.999, 1e-4, "burda2015", 3280)
+        (20, 1e-3, 0.999, 5e-6, "burda2015", 3280)       # the paper's 1e-4, on a batch mean
     assert cfg.recipe == f"{name}@2" and cfg.validation == "off"
     assert cfg.output_bias == "data-mean"                       # as the paper's code starts
 
@@ -292,3 +292,24 @@ def test_a_run_with_output_bias_data_mean_starts_there_and_a_resume_keeps_its_ow
     T.train(resumed, datasets=toy3, verbose=False)
     T.train(resumed, datasets=toy3, verbose=False, epochs=4)
     _same(straight, resumed)
+
+
+def test_adams_epsilon_on_a_batch_mean_is_the_papers_on_the_batch_sum_over_20():
+    """Adam's step is unchanged when the gradient and epsilon are scaled together: the
+    paper's code steps on the gradient of the batch's sum with epsilon 1e-4, so minivae,
+    whose loss is the batch's mean, takes the same steps with 1e-4 / 20 (and not with 1e-4)."""
+    from minivae.optim import Adam
+    rng = np.random.default_rng(0)
+    grads = [rng.normal(0, 1e-4, 300) for _ in range(50)]               # batch-mean gradients
+    p0 = rng.normal(size=300)
+
+    def after(eps, scale):
+        p = {"w": p0.copy()}
+        opt = Adam(p, lr=1e-3, betas=(0.9, 0.999), eps=eps)
+        for g in grads:
+            opt.step({"w": scale * g})
+        return p["w"]
+
+    papers = after(1e-4, 20.0)                                          # the sum, as theirs
+    np.testing.assert_allclose(after(5e-6, 1.0), papers, rtol=1e-12, atol=1e-15)
+    assert np.abs(after(1e-4, 1.0) - papers).max() > 1e-5               # v1's: other steps
