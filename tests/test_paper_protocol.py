@@ -113,7 +113,9 @@ def minivae(*args, cwd):
     (["--objective", "iwae", "--k", "0"], "--k"),
     (["--schedule", "linear"], "--schedule"),
     (["--model", "gan", "--validation", "on"], "--validation does not apply"),
-    (["--model", "ae", "--output-bias", "data-mean"], "applies to --model vae"),
+    (["--model", "ae", "--output-bias", "data-mean"], "--output-bias data-mean applies to"),
+    (["--model", "gan", "--adam-beta1", "0.9"], "--adam-beta1 does not apply"),
+    (["--optimizer", "sgd", "--adam-beta1", "0.9"], "--adam-beta1 applies to --optimizer adam"),
     (["--arch", "conv", "--output-bias", "data-mean"], "--arch mlp"),
     (["--output-bias", "mean"], "--output-bias")])
 def test_flags_that_do_not_fit_are_refused_in_one_line(tmp_path, flags, message):
@@ -166,7 +168,7 @@ def test_a_burda2015_recipe_is_the_papers_protocol(name, objective, k):
     assert (cfg.batch_size, cfg.lr, cfg.adam_beta2, cfg.adam_eps, cfg.schedule, cfg.epochs) == \
         (20, 1e-3, 0.999, 5e-6, "burda2015", 3280)       # the paper's 1e-4, on a batch mean
     assert cfg.recipe == f"{name}@2" and cfg.validation == "off"
-    assert cfg.output_bias == "data-mean"                       # as the paper's code starts
+    assert (cfg.output_bias, cfg.adam_beta1) == ("data-mean", 0.99)     # the paper's code
 
 
 def test_static_recipes_hold_out_the_validation_split_and_short_ones_are_labelled():
@@ -243,21 +245,23 @@ def test_a_run_made_from_an_older_recipe_version_is_still_valid():
 
 # ---- the decoder's output bias at the data's mean ----
 
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-6)])
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
 def test_start_at_mean_makes_the_decoder_output_the_data_mean_when_its_weights_are_zero(
-        likelihood):
-    """With the output layer's weights at zero, the decoder's output is its bias: it must be
-    logit(m) (m clipped to [0.001, 0.999]) for bernoulli, m for a gaussian mean, whatever z."""
+        likelihood, dtype, rtol):
+    """With the output layer's weights at zero, its output is its bias b, whatever z; so
+    decode() (sigmoid(b) for bernoulli, b for a gaussian mean) must give m, clipped to
+    [0.001, 0.999] for bernoulli."""
     from minivae.models import VAE
     m = np.array([0.0, 0.0005, 0.2, 0.5, 0.9, 1.0])
-    vae = VAE(6, hidden=(5,), z_dim=2, likelihood=likelihood, rng=0, dtype=np.float64)
+    vae = VAE(6, hidden=(5,), z_dim=2, likelihood=likelihood, rng=0, dtype=dtype)
     last = vae.decoder.layers[-1].params
     logvar_bias = last["b"][6:].copy()                         # gaussian-learned: untouched
     vae.start_at_mean(m)
     last["W"][...] = 0
-    out = vae.decode(np.random.default_rng(1).standard_normal((3, 2)))
+    out = vae.decode(np.random.default_rng(1).standard_normal((3, 2)).astype(dtype))
     want = np.clip(m, 0.001, 0.999) if likelihood == "bernoulli" else m
-    np.testing.assert_allclose(out, np.broadcast_to(want, (3, 6)), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(out, np.broadcast_to(want, (3, 6)), rtol=rtol, atol=1e-15)
     np.testing.assert_array_equal(last["b"][6:], logvar_bias)
 
 
@@ -271,6 +275,33 @@ def test_start_at_mean_refuses_what_it_cannot_use():
     conv = VAE(16, hidden=(), z_dim=2, arch="conv", channels=(2, 2), rng=0)
     with pytest.raises(InputError, match="dense decoders"):
         conv.start_at_mean(np.full(16, 0.5))
+    with pytest.raises(InputError, match="expected x_mean to be a numpy array"):
+        vae.start_at_mean([0.5] * 4)
+
+
+def test_a_run_of_a_model_without_an_output_bias_per_pixel_refuses_data_mean(tmp_path, toy3):
+    d = rf.create_run(tmp_path / "ae", {"model": "ae", "x_dim": 16, "hidden": [8], "z_dim": 2},
+                      "toy", TrainConfig(epochs=1, output_bias="data-mean")).dir
+    with pytest.raises(InputError, match="output_bias data-mean applies to a vae"):
+        T.train(d, datasets=(toy3[0], toy3[2]), verbose=False)
+
+
+def test_a_run_made_before_output_bias_and_adam_beta1_existed_opens_with_what_it_used(
+        tmp_path):
+    d = rf.create_run(tmp_path / "old", IWAE, "toy", TrainConfig(epochs=1)).dir
+    config = json.loads((d / "config.json").read_text())
+    del config["train"]["output_bias"], config["train"]["adam_beta1"]
+    (d / "config.json").write_text(json.dumps(config))
+    train = rf.open_run(d).train
+    assert (train.output_bias, train.adam_beta1) == ("init", 0.9)
+
+
+def test_the_runs_adam_takes_its_beta1():
+    from minivae.models import build
+    from minivae.run.optimizers import make_optimizer
+    model = build(IWAE, rng=0)
+    assert make_optimizer(model, TrainConfig(adam_beta1=0.99)).b1 == 0.99
+    assert make_optimizer(model, TrainConfig()).b1 == 0.9
 
 
 def test_a_run_with_output_bias_data_mean_starts_there_and_a_resume_keeps_its_own(
@@ -281,8 +312,7 @@ def test_a_run_with_output_bias_data_mean_starts_there_and_a_resume_keeps_its_ow
     d = _run(tmp_path, "start", epochs=1, lr=1e-12, schedule="constant",
              output_bias="data-mean")
     T.train(d, datasets=toy3, verbose=False)                   # a step too small to move it
-    model = ckpt.restore_model(*[ckpt.load(d / rf.CHECKPOINT)[i] for i in (0, 2)],
-                               d / rf.CHECKPOINT)
+    model, _ = rf.load_model(d)
     m = np.clip(x_train.mean(axis=0), 0.001, 0.999)
     np.testing.assert_allclose(model.decoder.layers[-1].params["b"], np.log(m / (1 - m)),
                                atol=1e-5)
@@ -295,9 +325,10 @@ def test_a_run_with_output_bias_data_mean_starts_there_and_a_resume_keeps_its_ow
 
 
 def test_adams_epsilon_on_a_batch_mean_is_the_papers_on_the_batch_sum_over_20():
-    """Adam's step is unchanged when the gradient and epsilon are scaled together: the
-    paper's code steps on the gradient of the batch's sum with epsilon 1e-4, so minivae,
-    whose loss is the batch's mean, takes the same steps with 1e-4 / 20 (and not with 1e-4)."""
+    """Adam's step is unchanged when the gradient and epsilon are scaled together. The
+    paper's code steps on the gradient of the batch's sum, 20 times minivae's batch mean, with
+    epsilon 1e-4: in Adam's update that is epsilon 1e-4 / 20 on minivae's gradient (and not
+    1e-4, version 1's)."""
     from minivae.optim import Adam
     rng = np.random.default_rng(0)
     grads = [rng.normal(0, 1e-4, 300) for _ in range(50)]               # batch-mean gradients
@@ -310,6 +341,6 @@ def test_adams_epsilon_on_a_batch_mean_is_the_papers_on_the_batch_sum_over_20():
             opt.step({"w": scale * g})
         return p["w"]
 
-    papers = after(1e-4, 20.0)                                          # the sum, as theirs
-    np.testing.assert_allclose(after(5e-6, 1.0), papers, rtol=1e-12, atol=1e-15)
-    assert np.abs(after(1e-4, 1.0) - papers).max() > 1e-5               # v1's: other steps
+    on_the_sum = after(1e-4, 20.0)                                      # 20 x the gradient
+    np.testing.assert_allclose(after(5e-6, 1.0), on_the_sum, rtol=1e-12, atol=1e-15)
+    assert np.abs(after(1e-4, 1.0) - on_the_sum).max() > 1e-5          # v1's: other steps

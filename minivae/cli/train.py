@@ -31,7 +31,8 @@ TRAIN_SETTINGS = [f.name for f in fields(TrainConfig)]
 # the training settings of every model trained by gradient steps (all but pca); a GAN's
 # data are not binarized (fit_gan trains on x as it is)
 GRADIENT_FLAGS = {"vae": set(TRAIN_SETTINGS) - {"seed", "warmup", "d_lr"}}
-GRADIENT_FLAGS["gan"] = GRADIENT_FLAGS["vae"] - {"binarize", "schedule", "validation", "patience"}
+GRADIENT_FLAGS["gan"] = GRADIENT_FLAGS["vae"] - {"binarize", "schedule", "validation", "patience",
+                                                 "adam_beta1", "output_bias"}
 RUNS = "runs"                       # where `minivae train` puts a run when --out is not given
 
 
@@ -69,7 +70,7 @@ def _new_run_settings(args):
             raise MinivaeError(f"{_flag(k)} does not apply to --model {model}")
     if "momentum" in given and v["optimizer"] != "sgd":
         raise MinivaeError("--momentum applies to --optimizer sgd")
-    for k in ("adam_beta2", "adam_eps"):
+    for k in ("adam_beta1", "adam_beta2", "adam_eps"):
         if k in given and v["optimizer"] != "adam":
             raise MinivaeError(f"{_flag(k)} applies to --optimizer adam")
     if "patience" in given and v["validation"] != "on":
@@ -83,7 +84,8 @@ def _new_run_settings(args):
     if "k" in given and v.get("objective") != "iwae":
         raise MinivaeError("--k applies to --objective iwae")
     if v["output_bias"] != "init" and (model != "vae" or v["arch"] != "mlp"):
-        raise MinivaeError(f"--output-bias {v['output_bias']} applies to --model vae with "
+        by = "" if "output_bias" in given else f" (set by --recipe {given['recipe']})"
+        raise MinivaeError(f"--output-bias {v['output_bias']}{by} applies to --model vae with "
                            "--arch mlp (a bias per pixel)")
     if v.get("init") == "glorot" and v["arch"] != "mlp":
         raise MinivaeError("--init glorot is for dense layers (--arch mlp)")

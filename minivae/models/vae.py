@@ -94,15 +94,19 @@ class VAE(EncoderDecoder):
 
     def start_at_mean(self, x_mean):
         """Set the decoder's output bias so that, while its weights are small, p(x|z) is about
-        each pixel's mean over the training set: b = logit(m), m clipped to [0.001, 0.999],
-        for a Bernoulli likelihood; b = m for a Gaussian mean (the IWAE paper's code starts its
-        decoder here: the first steps need not learn the average digit). x_mean (x_dim,)."""
+        each pixel's mean over the training set. x_mean (x_dim,), an array.
+
+            bernoulli:  b = logit(m) = log(m / (1 - m)),  m clipped to [0.001, 0.999]
+                        (as the IWAE paper's code starts its decoder: the first steps need
+                        not learn the average digit)
+            gaussian:   b = m  (gaussian-learned: the mean's half; the log-variance half
+                        stays as the initialisation drew it)
+        """
         who = f"{type(self).__name__}.start_at_mean"
         if self.net.conv:
             raise InputError(f"{who}: the output bias per pixel is for dense decoders; "
                              "expected arch='mlp'")
-        m = check_array(np.asarray(x_mean, dtype=np.float64), who, shape=(self.x_dim,),
-                        name="x_mean")
+        m = check_array(x_mean, who, shape=(self.x_dim,), name="x_mean").astype(np.float64)
         if self.likelihood == "bernoulli":
             if m.min() < 0 or m.max() > 1:
                 raise InputError(f"{who}: expected means in [0, 1] for a Bernoulli "

@@ -47,8 +47,11 @@ class TrainConfig:
                                 # after each third of --epochs); cosine (down to 0 at the
                                 # last epoch); burda2015 (x 10^(-i/7) for 3^i epochs,
                                 # i = 0..7, 3280 epochs: the IWAE paper's)
+    adam_beta1: float = 0.9     # Adam's beta1, the decay of its first moment (not gan: 0.5;
+                                # the IWAE paper's code: 0.99)
     adam_beta2: float = 0.999   # Adam's beta2, the decay of its second moment
-    adam_eps: float = 1e-8      # Adam's epsilon (the IWAE paper: 1e-4)
+    adam_eps: float = 1e-8      # Adam's epsilon (the IWAE paper's 1e-4 was on the gradient of a
+                                # batch's sum of 20; on minivae's batch mean that is 5e-6)
     validation: str = "off"     # on: hold out a validation split of the training data
                                 # (binarized-mnist: its own; mnist: the last 10,000), train on
                                 # the rest, log valid_loss each epoch and keep best.npz, the
@@ -278,7 +281,8 @@ RULES = {
     "schedule": Choice(SCHEDULES), "adam_beta2": Number(float, 0, 1, hi_open=True),
     "adam_eps": Number(float, 0, lo_open=True), "validation": Choice(("off", "on")),
     "patience": INDEX, "objective": Choice(("elbo", "iwae")), "k": Number(int, 1, 1000),
-    "activation": Choice(("relu", "tanh")), "init": Choice(INITS), "output_bias": Choice(("init", "data-mean")),
+    "activation": Choice(("relu", "tanh")), "init": Choice(INITS),
+    "output_bias": Choice(("init", "data-mean")), "adam_beta1": Number(float, 0, 1, hi_open=True),
     "recipe": RecipeName(),
 }   # model and data: one of minivae.models.MODELS, minivae.data.DATASETS
 

@@ -1,6 +1,6 @@
 """The optimizer a run trains with, made from its TrainConfig, and a GAN's pair of them.
 
-    one network:  Adam(model.params, lr, betas=(0.9, adam_beta2), eps=adam_eps), or
+    one network:  Adam(model.params, lr, betas=(adam_beta1, adam_beta2), eps=adam_eps), or
                   SGD(model.params, lr, momentum)
     a GAN:        OptimizerPair(discriminator = Adam(D's params, d_lr or lr, betas=(0.5, beta2)),
                                 generator     = Adam(G's params, lr,         betas=(0.5, beta2)))
@@ -53,5 +53,5 @@ def make_optimizer(model, cfg):
 def _one(params, cfg, lr, gan=False):
     if cfg.optimizer == "sgd":
         return SGD(params, lr=lr, momentum=cfg.momentum)
-    beta1 = GAN_BETAS[0] if gan else 0.9
+    beta1 = GAN_BETAS[0] if gan else cfg.adam_beta1
     return Adam(params, lr=lr, betas=(beta1, cfg.adam_beta2), eps=cfg.adam_eps)

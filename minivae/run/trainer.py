@@ -142,6 +142,9 @@ def _session(run, datasets):
     if cfg.warmup and not hasattr(model, "kl_weight"):
         raise InputError(f"warmup applies to models with a KL term (vae), not {run.model['model']}")
     x, x_test = _arrays(model, train_ds, test_ds, run)
+    if cfg.output_bias == "data-mean" and not hasattr(model, "start_at_mean"):
+        raise InputError(f"output_bias data-mean applies to a vae with dense layers, not "
+                         f"{run.model['model']}")
     if run.saved is None and cfg.output_bias == "data-mean":
         model.start_at_mean(x.mean(axis=0, dtype=np.float64))          # (D,), training part
     x_valid = _arrays(model, train_ds, valid_ds[0], run)[1] if valid_ds else None
