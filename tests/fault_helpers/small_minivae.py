@@ -16,7 +16,9 @@ either):
     it does to hand arrays back), so that the KeyboardInterrupt is raised inside that call.
     WHERE = evaluate: once evaluation begins; fit: twice, once training begins (the first
     Ctrl-C asks training to stop after the batch, the second stops it at once). With
-    NUMBA_DISABLE_JIT=1 nothing is jitted: the signals come from a timer instead.
+    NUMBA_DISABLE_JIT=1 nothing is jitted: evaluate's signal comes from a timer, and fit's
+    two from inside an optimizer step, one after the other has been handled (from a timer,
+    a busy machine could let the batch end between them).
 """
 
 import dataclasses
@@ -94,16 +96,29 @@ def sigint_in_numba(where):
         return unpickle(*args)
     serialize._numba_unpickle = spy     # numba looks it up on its first call, after this
 
-    def send():                         # without the JIT: from a timer, 2 ms apart
-        for _ in range(signals):
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.002)
+    def send():                         # without the JIT, evaluate: from a timer
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def in_a_step(cls):                 # without the JIT, fit: from the main thread, mid-batch
+        def step(self, grads, _step=cls.step):
+            while state["armed"] and state["left"]:
+                state["left"] -= 1
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.01)        # the handler runs here: the first asks for a stop
+            return _step(self, grads)   # after the batch, the second raises at once
+        cls.step = step
 
     def arm(function):
         def armed(*args, **kwargs):
-            state["armed"] = True
-            if os.environ.get("NUMBA_DISABLE_JIT", "0") != "0":
+            if os.environ.get("NUMBA_DISABLE_JIT", "0") == "0":
+                state["armed"] = True
+            elif where == "evaluate":
+                state["armed"] = True
                 threading.Timer(0.3, send).start()
+            else:
+                threading.Timer(0.3, state.update, kwargs={"armed": True}).start()
+                for cls in (optim.SGD, optim.Adam):
+                    in_a_step(cls)
             return function(*args, **kwargs)
         return armed
     module = evaluate if where == "evaluate" else train
