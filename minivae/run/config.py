@@ -47,8 +47,8 @@ class TrainConfig:
                                 # after each third of --epochs); cosine (down to 0 at the
                                 # last epoch); burda2015 (x 10^(-i/7) for 3^i epochs,
                                 # i = 0..7, 3280 epochs: the IWAE paper's)
-    adam_beta1: float = 0.9     # Adam's beta1, the decay of its first moment (not gan: 0.5;
-                                # the IWAE paper's code: 0.99)
+    adam_beta1: float = 0.9     # Adam's beta1, the decay of its first moment (the IWAE
+                                # paper's code: 0.99; a gan's players always take 0.5)
     adam_beta2: float = 0.999   # Adam's beta2, the decay of its second moment
     adam_eps: float = 1e-8      # Adam's epsilon (the IWAE paper's 1e-4 was on the gradient of a
                                 # batch's sum of 20; on minivae's batch mean that is 5e-6)
