@@ -58,6 +58,8 @@ RECIPES = {                    # name: (version, settings, IWAE k of the final e
 }
 RECIPES.update({f"{name}-short": (version, {**settings, **SHORT}, k)
                 for name, (version, settings, k) in list(RECIPES.items())})
+OLDER = {1: "--adam-beta1 0.9 --adam-eps 1e-4 --output-bias init"}  # version: the flags
+#                                          that make the current version what it was then
 PUBLISHED = {"burda2015-vae": 86.76, "burda2015-iwae5": 85.54, "burda2015-iwae50": 84.78,
              "static-vae": 88.71, "static-iwae5": 87.63}    # test NLL, nats (Burda et al.)
 

@@ -171,6 +171,13 @@ def test_a_burda2015_recipe_is_the_papers_protocol(name, objective, k):
     assert (cfg.output_bias, cfg.adam_beta1) == ("data-mean", 0.99)     # the paper's code
 
 
+def test_the_flags_the_refusal_of_version_1_names_give_version_1s_settings():
+    from minivae import recipes
+    _, _, cfg = _settings("--recipe", "burda2015-vae", *recipes.OLDER[1].split())
+    assert (cfg.adam_beta1, cfg.adam_eps, cfg.output_bias) == (0.9, 1e-4, "init")
+    assert cfg.recipe == "burda2015-vae@2 changed: --adam-beta1, --adam-eps, --output-bias"
+
+
 def test_static_recipes_hold_out_the_validation_split_and_short_ones_are_labelled():
     _, data_name, cfg = _settings("--recipe", "static-vae")
     assert data_name == "binarized-mnist" and cfg.validation == "on" and cfg.binarize == "none"
@@ -191,7 +198,11 @@ def test_flags_beside_a_recipe_override_it_and_the_run_says_which():
 
 @pytest.mark.parametrize("flags, message", [
     (["--recipe", "burda2016-vae"], "--recipe: expected one of burda2015-vae"),
-    (["--recipe", "burda2015-vae@1"], "--recipe: expected one of"),   # only the current
+    (["--recipe", "burda2015-vae@1"], ("older version: new runs start from the current one, "
+                                      "burda2015-vae@2 (a run made from burda2015-vae@1 resumes "
+                                      "as it was made); for version 1's settings add "
+                                      "--adam-beta1 0.9 --adam-eps 1e-4 --output-bias init")),
+    (["--recipe", "burda2015-vae@3"], "--recipe: expected one of"),
     (["--recipe", "burda2015-vae", "--model", "ae"], "trains a vae, not --model ae")])
 def test_an_unknown_recipe_or_one_that_does_not_fit_is_refused(tmp_path, flags, message):
     out = minivae("train", "--out", str(tmp_path / "run"), *flags, cwd=tmp_path)

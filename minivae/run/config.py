@@ -248,7 +248,12 @@ class RecipeName:
                              f"...\"), got {v!r}")
 
     def parse(self, text):
-        name = text.partition("@")[0]
+        name, _, version = text.partition("@")
+        if name in recipes.RECIPES and version.isdigit() and int(version) in recipes.OLDER:
+            raise argparse.ArgumentTypeError(
+                f"{text} is an older version: new runs start from the current one, "
+                f"{recipes.label(name)} (a run made from {text} resumes as it was made); for "
+                f"version {version}'s settings add {recipes.OLDER[int(version)]}")
         if name not in recipes.RECIPES or text not in (name, recipes.label(name)):
             raise argparse.ArgumentTypeError(f"expected one of {', '.join(recipes.RECIPES)}, "
                                              f"got {text!r}")
