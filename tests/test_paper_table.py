@@ -66,6 +66,8 @@ def test_a_run_as_it_stands(tmp_path):
     assert done["evaluation"]["nll"] == 87.0 and done["schedule"] == "short"
     assert "**within the target**, +0.24 nats" in pt.status(done, 86.76, 87.3)
     assert "0.30 above the target" in pt.status(done, 86.76, 86.7)
+    assert "20 of 50 units active (the paper's: 19)" in pt.status(done, 86.76, 87.3, 19)
+    assert "20 of 50 units active: " in pt.status(done, 86.76, 87.3, None)
 
 
 def test_an_evaluation_of_an_earlier_point_is_not_used(tmp_path):
