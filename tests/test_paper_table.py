@@ -1,8 +1,9 @@
 """benchmarks/paper_table.py: the README's table of the IWAE paper's rows comes from run folders.
 
 The README's marked tables must be what the record renders, the record's numbers must be those
-of real evaluations, and a run is recorded as it stands (training, waiting for its evaluation,
-finished), never with an evaluation of an earlier point of the run.
+of real evaluations, and a run is recorded as its folder shows it, never with an evaluation of an
+earlier point of the run or of another protocol, and never judged against the paper when its
+flags changed the recipe.
 """
 
 import json
@@ -22,7 +23,7 @@ def test_readme_tables_are_the_records():
 
 def test_record_holds_real_evaluations():
     record = json.loads(pt.RECORD.read_text())
-    assert record["runs"]
+    assert record["runs"] and record["command"].startswith("python benchmarks/paper_table.py")
     for run in record["runs"]:
         assert run["recipe"] in pt.ROWS and run["recipe"] in recipes.PUBLISHED
         assert run["label"].startswith(run["recipe"])
@@ -37,54 +38,93 @@ def test_record_holds_real_evaluations():
 
 
 def make_run(folder, label="burda2015-vae-short@2", planned=4, done=4, evaluation=None,
-             checkpoint="checkpoint.npz"):
-    """A run folder with the files minivae train writes, with made-up numbers."""
+             checkpoint="checkpoint.npz", valid=None, k=5000, seconds=(1800.0,)):
+    """A run folder with the files minivae train writes, with made-up numbers: test_loss
+    100 - epoch; ``valid`` the valid_loss of each epoch, if any; epoch_seconds cycling
+    through ``seconds``."""
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(
         {"train": {"recipe": label, "epochs": planned}}))
-    (folder / "metrics.jsonl").write_text("".join(
-        json.dumps({"epoch": e, "test_loss": 100.0 - e, "epoch_seconds": 1800.0}) + "\n"
-        for e in range(1, done + 1)))
+    rows = [{"epoch": e, "test_loss": 100.0 - e, "epoch_seconds": seconds[e % len(seconds)]}
+            for e in range(1, done + 1)]
+    for row, v in zip(rows, valid or []):
+        row["valid_loss"] = v
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     if evaluation is not None:
         (folder / "evaluation.json").write_text(json.dumps(
-            {"checkpoint": checkpoint, "epochs": evaluation, "iwae_k": 5000, "n": 10000,
-             "nll": 87.0, "nll_se": 0.2, "nelbo": 91.0, "active_units": 20}))
+            {"checkpoint": checkpoint, "epochs": evaluation, "split": "test", "iwae_k": k,
+             "n": 10000, "nll": 87.0, "nll_se": 0.2, "nelbo": 91.0, "active_units": 20}))
     return folder
 
 
-def test_a_run_as_it_stands(tmp_path):
-    training = pt.read_run(make_run(tmp_path / "a", done=2))
-    assert training["evaluation"] is None and training["epochs"] == 2
-    assert training["curve"] == {"1": 99.0} and training["latest"] == 98.0
-    assert training["hours"] == 1.0
-    assert "training: epoch 2 of 4" in pt.status(training, 86.76, 87.3)
+def test_a_run_as_its_folder_shows_it(tmp_path):
+    part = pt.read_run(make_run(tmp_path / "a", done=2, seconds=(1800.0, 3600.0)))
+    assert part["evaluation"] is None and part["epochs"] == 2
+    assert part["curve"] == {"1": 99.0} and part["latest"] == 98.0
+    assert part["hours"] == 1.5 and part["median_epoch_seconds"] == 2700.0
+    assert ("epoch 2 of 4 so far, 1.5 h of epochs, a median of 2700.0 s an epoch, test "
+            "negative ELBO 98.00") in pt.status(part, 86.76, 87.3)
 
-    waiting = pt.read_run(make_run(tmp_path / "b"))
-    assert "evaluation is running" in pt.status(waiting, 86.76, 87.3)
+    trained = pt.read_run(make_run(tmp_path / "b"))
+    assert "not evaluated at k = 5000 yet" in pt.status(trained, 86.76, 87.3)
 
     done = pt.read_run(make_run(tmp_path / "c", evaluation=4))
-    assert done["evaluation"]["nll"] == 87.0 and done["schedule"] == "short"
+    assert done["evaluation"]["nll"] == 87.0 and pt.schedule(done) == "4 epochs"
     assert "**within the target**, +0.24 nats" in pt.status(done, 86.76, 87.3)
     assert "0.30 above the target" in pt.status(done, 86.76, 86.7)
     assert "20 of 50 units active (the paper's: 19)" in pt.status(done, 86.76, 87.3, 19)
     assert "20 of 50 units active: " in pt.status(done, 86.76, 87.3, None)
 
+    (tmp_path / "d").mkdir()                     # a run in its first epoch: no metrics yet
+    (tmp_path / "d" / "config.json").write_text(json.dumps(
+        {"train": {"recipe": "burda2015-vae@2", "epochs": 3280}}))
+    first = pt.read_run(tmp_path / "d")
+    assert first["epochs"] == 0 and first["median_epoch_seconds"] is None
+    assert "epoch 0 of 3,280 so far, no epoch finished" in pt.status(first, 86.76, 87.3)
+
 
 def test_an_evaluation_of_an_earlier_point_is_not_used(tmp_path):
-    # a short run's folder continued to the whole schedule keeps its old evaluation.json
-    go_on = make_run(tmp_path / "a", label="burda2015-vae-short@2 changed: --epochs",
-                     planned=3280, done=3280, evaluation=1093)
-    run = pt.read_run(go_on)
-    assert run["evaluation"] is None and run["schedule"] == "full"
-    assert "continued with `--epochs 3280`" in pt.status(run, 86.76, 87.3)
-    # the best validation epoch's checkpoint is evaluated when training has finished
-    best = pt.read_run(make_run(tmp_path / "b", label="static-vae-short@2", evaluation=3,
-                                checkpoint="best.npz"))
-    assert best["evaluation"]["epoch"] == 3
-    assert "the epoch with the best validation bound, 3," in pt.status(best, 88.71, 89.2)
-    early = pt.read_run(make_run(tmp_path / "c", label="static-vae-short@2", done=3,
-                                 evaluation=3, checkpoint="best.npz"))
+    # a short run's folder continued to the whole schedule keeps its old evaluation.json:
+    # just after the resume started, and once it has finished
+    started = pt.read_run(make_run(tmp_path / "a", label="burda2015-vae-short@2 changed: --epochs",
+                                   planned=3280, done=1093, evaluation=1093))
+    assert started["evaluation"] is None
+    ended = pt.read_run(make_run(tmp_path / "b", label="burda2015-vae-short@2 changed: --epochs",
+                                 planned=3280, done=3280, evaluation=1093))
+    assert ended["evaluation"] is None and ended["changed"] == []
+    assert "the whole schedule (a `-short` run continued with `--epochs 3280`)" in \
+        pt.status(ended, 86.76, 87.3)
+    # best.npz is evaluated at the last epoch with the lowest validation bound
+    best = pt.read_run(make_run(tmp_path / "c", label="static-vae-short@2", evaluation=3,
+                                checkpoint="best.npz", valid=[5.0, 4.0, 3.0, 3.0]))
+    assert best["evaluation"] is None                   # the tie at epoch 4 is the best
+    best = pt.read_run(make_run(tmp_path / "d", label="static-vae-short@2", evaluation=4,
+                                checkpoint="best.npz", valid=[5.0, 4.0, 3.0, 3.0]))
+    assert best["evaluation"]["epoch"] == 4
+    assert "the epoch with the best validation bound, 4, evaluated" in \
+        pt.status(best, 88.71, 89.2)
+    moved = pt.read_run(make_run(tmp_path / "e", label="static-vae-short@2 changed: --epochs",
+                                 planned=3280, done=3280, evaluation=4, checkpoint="best.npz",
+                                 valid=[5.0, 4.0, 3.0, 3.0] + [2.0] * 3276))
+    assert moved["evaluation"] is None                  # the best epoch moved on
+    early = pt.read_run(make_run(tmp_path / "f", label="static-vae-short@2", done=3,
+                                 evaluation=3, checkpoint="best.npz", valid=[5.0, 4.0, 3.0]))
     assert early["evaluation"] is None
+
+
+def test_another_protocol_or_changed_recipe_is_not_judged(tmp_path):
+    other_k = pt.read_run(make_run(tmp_path / "a", evaluation=4, k=100))
+    assert other_k["evaluation"] is None
+    changed = pt.read_run(make_run(tmp_path / "b", evaluation=4, label=(
+        "burda2015-vae-short@2 changed: --adam-beta1, --adam-eps, --output-bias")))
+    assert changed["changed"] == ["--adam-beta1", "--adam-eps", "--output-bias"]
+    text = pt.status(changed, 86.76, 87.3)
+    assert "changed by `--adam-beta1`, `--adam-eps`, `--output-bias`" in text
+    assert "+0.24 nats from the paper" in text and "target" not in text
+    short_test = pt.read_run(make_run(tmp_path / "c", label="burda2015-vae@2 changed: --epochs",
+                                      planned=40, done=40))
+    assert short_test["changed"] == ["--epochs"] and pt.schedule(short_test) == "40 epochs"
+    assert "Version 2, 40 epochs, changed by `--epochs`" in pt.status(short_test, 86.76, 87.3)
 
 
 def test_a_short_run_and_its_continuation_share_a_column(tmp_path):
@@ -92,19 +132,35 @@ def test_a_short_run_and_its_continuation_share_a_column(tmp_path):
     full = pt.read_run(make_run(tmp_path / "b", label="burda2015-vae-short@2 changed: --epochs",
                                 planned=3280, done=40))
     cols = pt.columns([short, full])
-    assert list(cols) == ["VAE v2, test negative ELBO"] and cols["VAE v2, test negative ELBO"]["40"] == 60.0
+    assert list(cols) == ["VAE v2, test negative ELBO"]
+    assert cols["VAE v2, test negative ELBO"]["40"] == 60.0
     other = dict(full, curve={**full["curve"], "1": 5.0})          # not the same run
     assert len(pt.columns([short, other])) == 2
 
 
-def test_bad_folders_and_readmes_are_refused(tmp_path):
-    with pytest.raises(pt.TableError, match="not a run folder: no config.json"):
+@pytest.mark.parametrize("config, message", [
+    (None, "not a run folder: no config.json"),
+    ("{", "config.json is not JSON"),
+    ({"model": {}}, "no train settings"),
+    ({"train": {"epochs": 4}}, "not made from a recipe"),
+    ({"train": {"epochs": 4, "recipe": "burda2015-vae"}}, "is not NAME@VERSION"),
+    ({"train": {"epochs": 4, "recipe": "burda2015-iwae50@2"}}, "not a row of the table")])
+def test_bad_folders_are_refused(tmp_path, config, message):
+    if config is not None:
+        (tmp_path / "config.json").write_text(
+            config if isinstance(config, str) else json.dumps(config))
+    with pytest.raises(pt.TableError, match=message):
         pt.read_run(tmp_path)
-    with pytest.raises(pt.TableError, match="not made from a recipe"):
-        pt.read_run(make_run(tmp_path / "a", label=None))
-    with pytest.raises(pt.TableError, match="not a row of the table"):
-        pt.read_run(make_run(tmp_path / "b", label="burda2015-iwae50@2"))
-    record = {"date": "2026-01-01", "runs": []}
+
+
+def test_bad_metrics_and_readmes_are_refused(tmp_path):
+    run = make_run(tmp_path / "a")
+    (run / "metrics.jsonl").write_text('{"epoch": 1, "test_lo')            # cut short
+    with pytest.raises(pt.TableError, match="metrics.jsonl holds a line that is not JSON"):
+        pt.read_run(run)
+    with pytest.raises(pt.TableError, match="named twice"):
+        pt.record([make_run(tmp_path / "b"), tmp_path / "b"], "2026-01-01", "cmd")
+    record = {"date": "2026-01-01", "command": "cmd", "runs": []}
     with pytest.raises(pt.TableError, match="one <!-- paper-table -->"):
         pt.with_tables("no tables here", record)
     marked = "<!-- paper-table -->\nold\n<!-- /paper-table -->\n<!-- curve -->\n<!-- /curve -->"
@@ -118,9 +174,13 @@ def test_command_line_writes_and_checks(tmp_path, capsys):
     readme.write_text("x\n<!-- paper-table -->\n<!-- /paper-table -->\n"
                       "<!-- curve -->\n<!-- /curve -->\n")
     assert pt.main(["record", str(run), "--record", str(rec), "--date", "2026-01-02"]) == 0
+    assert json.loads(rec.read_text())["command"] == "python benchmarks/paper_table.py record run"
     assert pt.main(["check", "--record", str(rec), "--readme", str(readme)]) == 1
     assert pt.main(["readme", "--record", str(rec), "--readme", str(readme)]) == 0
     assert pt.main(["check", "--record", str(rec), "--readme", str(readme)]) == 0
     assert "**87.00 ± 0.20**" in readme.read_text() and "(2026-01-02)" in readme.read_text()
+    assert not list(tmp_path.glob("*.tmp"))
     assert pt.main(["record", str(tmp_path), "--record", str(rec)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        pt.main(["readme", str(run), "--record", str(rec), "--readme", str(readme)])
