@@ -5,8 +5,13 @@ final evaluation.json), writes what they measured to a record, and renders the R
 results table and curve from that record, so that every number there comes from a run folder:
 
     python benchmarks/paper_table.py record RUN [RUN ...]   # -> benchmarks/paper_table.json
+    python benchmarks/paper_table.py forget NAME [NAME ...] # drop runs from the record
     python benchmarks/paper_table.py readme                 # rewrite README's marked tables
     python benchmarks/paper_table.py check                  # exit 1 if README differs
+
+``record`` adds the runs it is given, or replaces their earlier entries, and keeps every other
+run already in the record: each entry says on which date its folder was read, so runs made on
+different machines, or whose folders are gone, keep what was last read of them.
 
 A run is recorded as its folder shows it: the epochs it has trained so far (whether it is
 still training or was stopped, the folder cannot tell), and the recipe's evaluation (k = 5000
@@ -129,12 +134,27 @@ def read_evaluation(folder, run, epochs):
             "nelbo": round(e["nelbo"], 2), "active_units": e["active_units"]}
 
 
-def record(folders, date, command):
-    runs = [read_run(f) for f in folders]
+def record(folders, date, earlier=None):
+    """The record with the runs in ``folders`` read on ``date``, added to the runs of the
+    ``earlier`` record (an entry of the same name is replaced where it stood)."""
+    runs = [{**read_run(f), "recorded": date} for f in folders]
     names = [r["run"] for r in runs]
     if len(set(names)) < len(names):
         raise TableError(f"a run folder is named twice: {', '.join(names)}")
-    return {"date": date, "command": command, "runs": runs}
+    new = dict(zip(names, runs))
+    kept = [new.pop(r["run"], r) for r in (earlier or {"runs": []})["runs"]]
+    runs = kept + list(new.values())
+    return {"date": max(r["recorded"] for r in runs), "runs": runs}
+
+
+def forget(rec, names):
+    """The record without the runs named (each must be in it)."""
+    missing = sorted(set(names) - {r["run"] for r in rec["runs"]})
+    if missing:
+        raise TableError(f"no run named {', '.join(missing)} in the record (it holds "
+                         f"{', '.join(r['run'] for r in rec['runs']) or 'none'})")
+    runs = [r for r in rec["runs"] if r["run"] not in names]
+    return {"date": max((r["recorded"] for r in runs), default=rec["date"]), "runs": runs}
 
 
 # ---- the record -> the README's tables ----
@@ -155,8 +175,8 @@ def status(run, published, target, paper_units=None):
     if run["epochs"] < run["epochs_planned"]:
         bound = ROWS[run["recipe"]][4]
         latest = f", test {bound} {run['latest']:.2f}" if run["epochs"] else ""
-        return (f"{head}: epoch {run['epochs']:,} of {run['epochs_planned']:,} so far, "
-                f"{pace}{latest}")
+        return (f"{head}: epoch {run['epochs']:,} of {run['epochs_planned']:,} when its "
+                f"folder was read on {run['recorded']}, {pace}{latest}")
     e = run["evaluation"]
     if e is None:
         return (f"{head}: {run['epochs']:,} epochs in {pace}; not evaluated at k = 5000 yet "
@@ -189,8 +209,9 @@ def table(rec):
         cell = ". ".join(status(r, published, target, units) for r in runs) or "not run"
         lines.append(f"| {row} | {published} | ≤ {target} | `minivae train --recipe {name}` "
                      f"| {cell} |")
-    lines += ["", f"The record was made with `{rec['command']}`, in the folder that holds "
-              "those runs (outside the repository)."]
+    lines += ["", ("Each run's entry was read from its folder (outside the repository) by "
+              "`python benchmarks/paper_table.py record RUN`, on the date its entry in the "
+              "record gives.")]
     return "\n".join(lines)
 
 
@@ -247,23 +268,30 @@ def write(path, text):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
-    p.add_argument("what", choices=("record", "readme", "check"))
-    p.add_argument("runs", nargs="*", help="run folders (record only)")
+    p.add_argument("what", choices=("record", "forget", "readme", "check"))
+    p.add_argument("runs", nargs="*", help="run folders (record) or run names (forget)")
     p.add_argument("--record", type=Path, default=RECORD)
     p.add_argument("--readme", type=Path, default=README)
     p.add_argument("--date", help="the date the record stands at (record; default today)")
     a = p.parse_args(argv)
-    if (a.what == "record") != bool(a.runs):
-        p.error("record reads the run folders given; readme and check take none")
+    if (a.what in ("record", "forget")) != bool(a.runs):
+        p.error("record reads the run folders given, forget drops the runs named; readme and "
+                "check take none")
     try:
-        if a.what == "record":
-            command = "python benchmarks/paper_table.py record " + " ".join(
-                Path(r).name for r in a.runs)
-            rec = record(a.runs, a.date or datetime.date.today().isoformat(), command)
+        earlier = read_json(a.record, a.record.parent) if a.record.exists() else None
+        if a.what in ("record", "forget"):
+            if a.what == "record":
+                rec = record(a.runs, a.date or datetime.date.today().isoformat(), earlier)
+            elif earlier is None:
+                raise TableError(f"{a.record} does not exist: there is nothing to forget")
+            else:
+                rec = forget(earlier, a.runs)
             write(a.record, json.dumps(rec, indent=1) + "\n")
             print(f"wrote {a.record}: {len(rec['runs'])} runs")
             return 0
-        rec = read_json(a.record, a.record.parent)
+        if earlier is None:
+            raise TableError(f"{a.record} does not exist: make it with `record RUN ...`")
+        rec = earlier
         text = a.readme.read_text()
         new = with_tables(text, rec)
         if a.what == "check":

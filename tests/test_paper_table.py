@@ -23,7 +23,7 @@ def test_readme_tables_are_the_records():
 
 def test_record_holds_real_evaluations():
     record = json.loads(pt.RECORD.read_text())
-    assert record["runs"] and record["command"].startswith("python benchmarks/paper_table.py")
+    assert record["runs"] and record["date"] == max(r["recorded"] for r in record["runs"])
     for run in record["runs"]:
         assert run["recipe"] in pt.ROWS and run["recipe"] in recipes.PUBLISHED
         assert run["label"].startswith(run["recipe"])
@@ -35,6 +35,11 @@ def test_record_holds_real_evaluations():
         assert 0 < e["nll_se"] < 1 and e["nll"] < e["nelbo"], run["run"]
         assert 0 <= e["active_units"] <= 50
         assert run["epochs"] == run["epochs_planned"]
+
+
+def entry(folder, date="2026-01-01"):
+    """The record's entry for one run folder, read on ``date``."""
+    return pt.record([folder], date)["runs"][0]
 
 
 def make_run(folder, label="burda2015-vae-short@2", planned=4, done=4, evaluation=None,
@@ -58,17 +63,17 @@ def make_run(folder, label="burda2015-vae-short@2", planned=4, done=4, evaluatio
 
 
 def test_a_run_as_its_folder_shows_it(tmp_path):
-    part = pt.read_run(make_run(tmp_path / "a", done=2, seconds=(1800.0, 3600.0)))
+    part = entry(make_run(tmp_path / "a", done=2, seconds=(1800.0, 3600.0)))
     assert part["evaluation"] is None and part["epochs"] == 2
     assert part["curve"] == {"1": 99.0} and part["latest"] == 98.0
     assert part["hours"] == 1.5 and part["median_epoch_seconds"] == 2700.0
-    assert ("epoch 2 of 4 so far, 1.5 h of epochs, a median of 2700.0 s an epoch, test "
+    assert ("epoch 2 of 4 when its folder was read on 2026-01-01, 1.5 h of epochs, a median of 2700.0 s an epoch, test "
             "negative ELBO 98.00") in pt.status(part, 86.76, 87.3)
 
-    trained = pt.read_run(make_run(tmp_path / "b"))
+    trained = entry(make_run(tmp_path / "b"))
     assert "not evaluated at k = 5000 yet" in pt.status(trained, 86.76, 87.3)
 
-    done = pt.read_run(make_run(tmp_path / "c", evaluation=4))
+    done = entry(make_run(tmp_path / "c", evaluation=4))
     assert done["evaluation"]["nll"] == 87.0 and pt.schedule(done) == "4 epochs"
     assert "**within the target**, +0.24 nats" in pt.status(done, 86.76, 87.3)
     assert "0.30 above the target" in pt.status(done, 86.76, 86.7)
@@ -78,58 +83,58 @@ def test_a_run_as_its_folder_shows_it(tmp_path):
     (tmp_path / "d").mkdir()                     # a run in its first epoch: no metrics yet
     (tmp_path / "d" / "config.json").write_text(json.dumps(
         {"train": {"recipe": "burda2015-vae@2", "epochs": 3280}}))
-    first = pt.read_run(tmp_path / "d")
+    first = entry(tmp_path / "d")
     assert first["epochs"] == 0 and first["median_epoch_seconds"] is None
-    assert "epoch 0 of 3,280 so far, no epoch finished" in pt.status(first, 86.76, 87.3)
+    assert "epoch 0 of 3,280 when its folder was read on 2026-01-01, no epoch finished" in pt.status(first, 86.76, 87.3)
 
 
 def test_an_evaluation_of_an_earlier_point_is_not_used(tmp_path):
     # a short run's folder continued to the whole schedule keeps its old evaluation.json:
     # just after the resume started, and once it has finished
-    started = pt.read_run(make_run(tmp_path / "a", label="burda2015-vae-short@2 changed: --epochs",
+    started = entry(make_run(tmp_path / "a", label="burda2015-vae-short@2 changed: --epochs",
                                    planned=3280, done=1093, evaluation=1093))
     assert started["evaluation"] is None
-    ended = pt.read_run(make_run(tmp_path / "b", label="burda2015-vae-short@2 changed: --epochs",
+    ended = entry(make_run(tmp_path / "b", label="burda2015-vae-short@2 changed: --epochs",
                                  planned=3280, done=3280, evaluation=1093))
     assert ended["evaluation"] is None and ended["changed"] == []
     assert "the whole schedule (a `-short` run continued with `--epochs 3280`)" in \
         pt.status(ended, 86.76, 87.3)
     # best.npz is evaluated at the last epoch with the lowest validation bound
-    best = pt.read_run(make_run(tmp_path / "c", label="static-vae-short@2", evaluation=3,
+    best = entry(make_run(tmp_path / "c", label="static-vae-short@2", evaluation=3,
                                 checkpoint="best.npz", valid=[5.0, 4.0, 3.0, 3.0]))
     assert best["evaluation"] is None                   # the tie at epoch 4 is the best
-    best = pt.read_run(make_run(tmp_path / "d", label="static-vae-short@2", evaluation=4,
+    best = entry(make_run(tmp_path / "d", label="static-vae-short@2", evaluation=4,
                                 checkpoint="best.npz", valid=[5.0, 4.0, 3.0, 3.0]))
     assert best["evaluation"]["epoch"] == 4
     assert "the epoch with the best validation bound, 4, evaluated" in \
         pt.status(best, 88.71, 89.2)
-    moved = pt.read_run(make_run(tmp_path / "e", label="static-vae-short@2 changed: --epochs",
+    moved = entry(make_run(tmp_path / "e", label="static-vae-short@2 changed: --epochs",
                                  planned=3280, done=3280, evaluation=4, checkpoint="best.npz",
                                  valid=[5.0, 4.0, 3.0, 3.0] + [2.0] * 3276))
     assert moved["evaluation"] is None                  # the best epoch moved on
-    early = pt.read_run(make_run(tmp_path / "f", label="static-vae-short@2", done=3,
+    early = entry(make_run(tmp_path / "f", label="static-vae-short@2", done=3,
                                  evaluation=3, checkpoint="best.npz", valid=[5.0, 4.0, 3.0]))
     assert early["evaluation"] is None
 
 
 def test_another_protocol_or_changed_recipe_is_not_judged(tmp_path):
-    other_k = pt.read_run(make_run(tmp_path / "a", evaluation=4, k=100))
+    other_k = entry(make_run(tmp_path / "a", evaluation=4, k=100))
     assert other_k["evaluation"] is None
-    changed = pt.read_run(make_run(tmp_path / "b", evaluation=4, label=(
+    changed = entry(make_run(tmp_path / "b", evaluation=4, label=(
         "burda2015-vae-short@2 changed: --adam-beta1, --adam-eps, --output-bias")))
     assert changed["changed"] == ["--adam-beta1", "--adam-eps", "--output-bias"]
     text = pt.status(changed, 86.76, 87.3)
     assert "changed by `--adam-beta1`, `--adam-eps`, `--output-bias`" in text
     assert "+0.24 nats from the paper" in text and "target" not in text
-    short_test = pt.read_run(make_run(tmp_path / "c", label="burda2015-vae@2 changed: --epochs",
+    short_test = entry(make_run(tmp_path / "c", label="burda2015-vae@2 changed: --epochs",
                                       planned=40, done=40))
     assert short_test["changed"] == ["--epochs"] and pt.schedule(short_test) == "40 epochs"
     assert "Version 2, 40 epochs, changed by `--epochs`" in pt.status(short_test, 86.76, 87.3)
 
 
 def test_a_short_run_and_its_continuation_share_a_column(tmp_path):
-    short = pt.read_run(make_run(tmp_path / "a", evaluation=4))
-    full = pt.read_run(make_run(tmp_path / "b", label="burda2015-vae-short@2 changed: --epochs",
+    short = entry(make_run(tmp_path / "a", evaluation=4))
+    full = entry(make_run(tmp_path / "b", label="burda2015-vae-short@2 changed: --epochs",
                                 planned=3280, done=40))
     cols = pt.columns([short, full])
     assert list(cols) == ["VAE v2, test negative ELBO"]
@@ -159,8 +164,8 @@ def test_bad_metrics_and_readmes_are_refused(tmp_path):
     with pytest.raises(pt.TableError, match="metrics.jsonl holds a line that is not JSON"):
         pt.read_run(run)
     with pytest.raises(pt.TableError, match="named twice"):
-        pt.record([make_run(tmp_path / "b"), tmp_path / "b"], "2026-01-01", "cmd")
-    record = {"date": "2026-01-01", "command": "cmd", "runs": []}
+        pt.record([make_run(tmp_path / "b"), tmp_path / "b"], "2026-01-01")
+    record = {"date": "2026-01-01", "runs": []}
     with pytest.raises(pt.TableError, match="one <!-- paper-table -->"):
         pt.with_tables("no tables here", record)
     marked = "<!-- paper-table -->\nold\n<!-- /paper-table -->\n<!-- curve -->\n<!-- /curve -->"
@@ -174,7 +179,7 @@ def test_command_line_writes_and_checks(tmp_path, capsys):
     readme.write_text("x\n<!-- paper-table -->\n<!-- /paper-table -->\n"
                       "<!-- curve -->\n<!-- /curve -->\n")
     assert pt.main(["record", str(run), "--record", str(rec), "--date", "2026-01-02"]) == 0
-    assert json.loads(rec.read_text())["command"] == "python benchmarks/paper_table.py record run"
+    assert [r["recorded"] for r in json.loads(rec.read_text())["runs"]] == ["2026-01-02"]
     assert pt.main(["check", "--record", str(rec), "--readme", str(readme)]) == 1
     assert pt.main(["readme", "--record", str(rec), "--readme", str(readme)]) == 0
     assert pt.main(["check", "--record", str(rec), "--readme", str(readme)]) == 0
@@ -184,3 +189,27 @@ def test_command_line_writes_and_checks(tmp_path, capsys):
     assert "not a run folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         pt.main(["readme", str(run), "--record", str(rec), "--readme", str(readme)])
+
+
+def test_record_keeps_the_runs_it_is_not_given(tmp_path, capsys):
+    a = make_run(tmp_path / "a", done=2)
+    b = make_run(tmp_path / "b", label="static-vae-short@2")
+    rec = tmp_path / "record.json"
+    assert pt.main(["check", "--record", str(rec)]) == 2                 # no record yet
+    assert "does not exist" in capsys.readouterr().err
+    assert pt.main(["record", str(a), str(b), "--record", str(rec), "--date", "2026-01-01"]) == 0
+    (a / "metrics.jsonl").write_text((a / "metrics.jsonl").read_text() * 2)   # a trained on
+    import shutil
+    shutil.rmtree(b)                                              # b's folder is gone
+    assert pt.main(["record", str(a), "--record", str(rec), "--date", "2026-01-05"]) == 0
+    runs = json.loads(rec.read_text())
+    assert runs["date"] == "2026-01-05"
+    assert [(r["run"], r["epochs"], r["recorded"]) for r in runs["runs"]] == [
+        ("a", 4, "2026-01-05"), ("b", 4, "2026-01-01")]
+    assert pt.main(["forget", "a", "--record", str(rec)]) == 0
+    runs = json.loads(rec.read_text())
+    assert [r["run"] for r in runs["runs"]] == ["b"] and runs["date"] == "2026-01-01"
+    assert pt.main(["forget", "a", "--record", str(rec)]) == 2
+    assert "no run named a in the record (it holds b)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        pt.main(["forget", "--record", str(rec)])
