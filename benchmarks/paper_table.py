@@ -270,9 +270,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     p.add_argument("what", choices=("record", "forget", "readme", "check"))
     p.add_argument("runs", nargs="*", help="run folders (record) or run names (forget)")
-    p.add_argument("--record", type=Path, default=RECORD)
-    p.add_argument("--readme", type=Path, default=README)
-    p.add_argument("--date", help="the date the record stands at (record; default today)")
+    p.add_argument("--record", type=Path, default=RECORD,
+                   help="the record (default: benchmarks/paper_table.json)")
+    p.add_argument("--readme", type=Path, default=README, help="the README with the tables")
+    p.add_argument("--date", help="the date the run folders are read on (record; default today)")
     a = p.parse_args(argv)
     if (a.what in ("record", "forget")) != bool(a.runs):
         p.error("record reads the run folders given, forget drops the runs named; readme and "
